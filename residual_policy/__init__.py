@@ -1,0 +1,1 @@
+"""Diffusion behaviour cloning and residual PPO (ResiP); built in a later issue."""

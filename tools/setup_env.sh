@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Create .venv with pinned dependencies and install visual_rl_stack into it.
+#
+# Without a sourced ROS 2 (ROS_DISTRO unset) rclpy and the standard messages come
+# from the ROS 2 Jazzy wheels on PyPI. With a sourced ROS 2 the venv sees the
+# system site-packages so the sourced rclpy is used instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+
+need_system_pkg() {  # $1 = Debian package, $2 = a file it provides
+  if ! ldconfig -p 2>/dev/null | grep -q "$2"; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: installing system package $1"
+      (apt-get install -y -qq "$1" >/dev/null 2>&1) || \
+        (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$1" >/dev/null)
+    else
+      echo "setup: the system library $2 is missing; install it with: sudo apt-get install $1" >&2
+      exit 1
+    fi
+  fi
+}
+need_system_pkg libusb-1.0-0 libusb-1.0.so.0   # open3d
+
+if [ -n "${ROS_DISTRO:-}" ]; then
+  PYTHON=${PYTHON:-python3}
+  VENV_ARGS=--system-site-packages
+  echo "setup: using the sourced ROS 2 $ROS_DISTRO ($(command -v ros2 || echo 'no ros2 CLI'))"
+else
+  PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+  VENV_ARGS=
+fi
+
+stamp="$VENV/.setup-stamp"
+inputs="requirements.txt requirements-ros.txt setup.py setup.cfg package.xml ${ROS_DISTRO:-no-ros}"
+want=$(cat requirements.txt requirements-ros.txt setup.py setup.cfg package.xml | sha1sum | cut -c1-16)-${ROS_DISTRO:-wheels}
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "setup: creating $VENV with $PYTHON ($inputs changed)"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv $VENV_ARGS "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install --upgrade pip==25.3 setuptools==80.9.0 wheel 2>&1 | grep -v '^WARNING: Location' || true
+req=(-r requirements.txt)
+[ -z "${ROS_DISTRO:-}" ] && req+=(-r requirements-ros.txt)
+"${PIP[@]}" install "${req[@]}" 2>&1 | grep -v '^WARNING: Location' || true
+"${PIP[@]}" install --no-deps --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -c 'import rclpy, pybullet, open3d, rosbags, gymnasium, torch, visual_rl_stack' \
+  || { echo "setup: the environment in $VENV does not import; see the messages above" >&2; exit 1; }
+echo "$want" > "$stamp"
+echo "setup: $VENV ready ($("$VENV/bin/python" --version))"

@@ -1,0 +1,1 @@
+"""visual_rl_stack: shared helpers (messages, configuration, devices, bags) and the vrl CLI."""

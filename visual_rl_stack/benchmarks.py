@@ -1,0 +1,68 @@
+"""``vrl bench``: throughput and latency measurements (never asserted in tests).
+
+``sim`` compares, on the same scene and cameras, raw PyBullet stepping, the
+gymnasium env and the sim node over ROS in lockstep; ``perception`` measures
+camera-to-multiview latency over DDS. Results are JSON for docs/results.md.
+"""
+
+import argparse
+from pathlib import Path
+
+from .evaluation import machine_description, write_json
+
+SUITES = ('sim', 'perception', 'all')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Attach the ``vrl bench`` arguments."""
+    parser.add_argument('suite', choices=SUITES, help='what to measure')
+    parser.add_argument('--task', default='lift', help='scene used for the sim suite')
+    parser.add_argument('--steps', type=int, default=300, help='control steps per measurement')
+    parser.add_argument('--views', nargs='*', default=['front', 'side', 'wrist'],
+                        help='cameras rendered in the "with rendering" runs')
+    parser.add_argument('--size', type=int, default=128, help='camera width and height')
+    parser.add_argument('--frames', type=int, default=200, help='frames for the latency run')
+    parser.add_argument('--json', type=Path, help='write the results here')
+
+
+def bench_sim(task: str, steps: int, views: list[str], size: int) -> dict:
+    """Steps per second of raw PyBullet, the env and the lockstep sim node, +- rendering."""
+    from .sim.node_bench import lockstep_steps_per_second
+    from .sim.raw_bench import env_steps_per_second, raw_pybullet_steps_per_second
+    rows = {}
+    for label, cams in (('no_render', []), ('render', list(views))):
+        raw = raw_pybullet_steps_per_second(task, steps, cams, size)
+        env = env_steps_per_second(task, steps, cams, size)
+        node = lockstep_steps_per_second(task, steps, cams, size, size)
+        rows[label] = {
+            'views': cams, 'size': size, 'raw_steps_per_s': raw, 'env_steps_per_s': env,
+            'node_lockstep_steps_per_s': node, 'env_over_raw': env / raw,
+            'node_over_raw': node / raw, 'node_over_env': node / env,
+        }
+        print(f'sim [{label}] raw {raw:.1f}/s  env {env:.1f}/s ({env / raw:.2f}x raw)  '
+              f'node {node:.1f}/s ({node / env:.2f}x env)')
+    return rows
+
+
+def bench_perception(frames: int, views: list[str], size: int) -> dict:
+    """Camera-to-``/perception/multiview/image`` latency over real DDS."""
+    from .perception.latency import measure_multiview_latency
+    result = measure_multiview_latency(frames=frames, views=tuple(views), width=size,
+                                       height=size)
+    print(f'perception multiview latency: median {result["median_ms"]:.2f} ms, '
+          f'p99 {result["p99_ms"]:.2f} ms')
+    return result
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the chosen suite(s) and write JSON."""
+    results = {'machine': machine_description(), 'args': {
+        'task': args.task, 'steps': args.steps, 'views': args.views, 'size': args.size}}
+    if args.suite in ('sim', 'all'):
+        results['sim'] = bench_sim(args.task, args.steps, args.views, args.size)
+    if args.suite in ('perception', 'all'):
+        results['perception'] = bench_perception(args.frames, args.views, args.size)
+    if args.json:
+        write_json(results, args.json)
+        print(f'wrote {args.json}')
+    return 0

@@ -1,0 +1,237 @@
+"""Collect scripted-expert demonstrations as rosbag2 bags, in-process and without DDS.
+
+Each episode becomes one MCAP bag holding the topics and message types the
+simulator graph publishes, plus the commands the expert sent, serialised by
+rclpy so the bytes equal what the recorder node would store. Log times are sim
+times. ``index.json`` next to the bags lists the episodes; it is rewritten
+(atomically) after every episode, so an interrupted run leaves it consistent.
+"""
+
+import argparse
+from dataclasses import replace
+from datetime import datetime, timezone
+import json
+import os
+from pathlib import Path
+import sys
+from typing import Any, Iterator, Sequence
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TwistStamped
+import numpy as np
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Bool, Float32, Float64, String
+from tqdm import tqdm
+
+from . import topics
+from .bags import INDEX_FILE, ros_type_name, serialize
+from .msg_conversions import (array_to_image, make_camera_info, make_joint_state,
+                              make_labelled_array, make_pose_stamped, stamp_from_seconds)
+from .recorder import BagRecorder, DEFAULT_VIEWS
+from .sim.cameras import CameraFrame
+from .sim.config import default_cameras, SimConfig
+from .sim.experts import make_expert
+from .sim.robot import MAX_GRIPPER_WIDTH
+from .sim.scene import TabletopSim
+from .sim.sim_node import matrix_to_quaternion
+
+#: Version of the index.json layout.
+INDEX_FORMAT = 1
+
+Messages = Iterator[tuple[str, Any]]
+
+
+def episode_name(task: str, seed: int) -> str:
+    """Return the bag folder name of one episode."""
+    return f'{task}_seed{seed:04d}'
+
+
+def stamp_nanoseconds(stamp: Time) -> int:
+    """Return a ``builtin_interfaces/Time`` as integer nanoseconds (a bag log time)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def camera_messages(frame: CameraFrame, stamp: Time) -> Messages:
+    """Yield (topic, message) for one rendered view: colour, intrinsics, depth, pose."""
+    yield topics.color_topic(frame.name), array_to_image(frame.rgb, 'rgb8', stamp,
+                                                         frame.frame_id)
+    yield topics.camera_info_topic(frame.name), make_camera_info(
+        frame.K, frame.width, frame.height, stamp, frame.frame_id)
+    yield topics.depth_topic(frame.name), array_to_image(frame.depth, '32FC1', stamp,
+                                                         frame.frame_id)
+    T = frame.T_world_camera
+    yield topics.camera_pose_topic(frame.name), make_pose_stamped(
+        T[:3, 3], matrix_to_quaternion(T[:3, :3]), stamp, topics.WORLD_FRAME)
+
+
+def observation_messages(sim: TabletopSim, stamp: Time) -> Messages:
+    """Yield (topic, message) for everything the sim graph publishes at one step."""
+    yield topics.CLOCK, Clock(clock=stamp)
+    for frame in sim.render(sim.scheduler.due(sim.sim_time)).values():
+        yield from camera_messages(frame, stamp)
+    state = sim.robot_state()
+    yield topics.JOINT_STATES, make_joint_state(
+        state.joint_names, state.joint_positions, state.joint_velocities,
+        np.zeros(len(state.joint_names)), stamp)
+    yield topics.EE_POSE, make_pose_stamped(state.ee_position, state.ee_orientation, stamp,
+                                            topics.WORLD_FRAME)
+    success = sim.success()
+    yield topics.TASK_SUCCESS, Bool(data=success)
+    yield topics.TASK_REWARD, Float32(data=1.0 if success else 0.0)
+    yield topics.TASK_STATE, make_labelled_array(sim.task_state())
+
+
+def command_messages(action: np.ndarray, action_mode: str, control_hz: float,
+                     stamp: Time) -> Messages:
+    """Yield the command messages that make the sim graph execute ``action``.
+
+    Delta actions become a twist held for one control period (twist = delta *
+    control_hz); absolute actions a target pose. The gripper fraction becomes
+    an opening width in metres.
+    """
+    if action_mode == 'delta':
+        twist = TwistStamped()
+        twist.header.stamp = stamp
+        twist.header.frame_id = topics.WORLD_FRAME
+        rate = np.asarray(action[:6], dtype=float) * control_hz
+        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = rate[:3]
+        twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = rate[3:]
+        yield topics.ARM_DELTA_TWIST, twist
+    else:
+        yield topics.ARM_TARGET_POSE, make_pose_stamped(action[:3], action[3:7], stamp,
+                                                        topics.WORLD_FRAME)
+    yield topics.GRIPPER_COMMAND, Float64(data=float(action[-1]) * MAX_GRIPPER_WIDTH)
+
+
+def write_messages(recorder: BagRecorder, messages: Messages, stamp: Time) -> None:
+    """Serialise and store messages, logged at ``stamp`` (sim time)."""
+    log_time = stamp_nanoseconds(stamp)
+    for topic, msg in messages:
+        recorder.write(topic, ros_type_name(msg), serialize(msg), log_time)
+
+
+def record_episode(sim: TabletopSim, seed: int, noise: float, recorder: BagRecorder) -> dict:
+    """Run the expert for one episode on ``sim`` and record it; return its index entry."""
+    config = sim.config
+    sim.reset(seed=seed)
+    expert = make_expert(config.task, config.action_mode, noise, np.random.default_rng(seed))
+    stamp = stamp_from_seconds(sim.sim_time)
+    write_messages(recorder, iter([(topics.TASK_INSTRUCTION, String(data=sim.instruction))]),
+                   stamp)
+    result = None
+    while result is None or not (result.terminated or result.truncated):
+        stamp = stamp_from_seconds(sim.sim_time)
+        write_messages(recorder, observation_messages(sim, stamp), stamp)
+        action = expert.act(sim)
+        write_messages(recorder, command_messages(action, config.action_mode,
+                                                  config.control_hz, stamp), stamp)
+        result = sim.step(action)
+    stamp = stamp_from_seconds(sim.sim_time)
+    write_messages(recorder, observation_messages(sim, stamp), stamp)
+    return {'seed': seed, 'bag': recorder.path.name, 'success': bool(result.success),
+            'steps': sim.step_count, 'interrupted': False}
+
+
+def sim_config(task: str, views: Sequence[str], action_mode: str, width: int,
+               height: int) -> SimConfig:
+    """Return the simulator settings of a collection run (only the wanted views, resized)."""
+    cameras = {spec.name: spec for spec in default_cameras()}
+    unknown = [v for v in views if v not in cameras]
+    if unknown:
+        raise ValueError(f'unknown camera views {unknown}; known: {list(cameras)}')
+    return SimConfig(task=task, action_mode=action_mode, cameras=tuple(
+        replace(cameras[v], width=width, height=height) for v in views))
+
+
+def write_index(path: Path, index: dict) -> None:
+    """Write ``index.json`` atomically (temp file, then rename)."""
+    tmp = path.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(index, indent=2) + '\n')
+    os.replace(tmp, path)
+
+
+def load_index(path: Path, header: dict) -> dict:
+    """Return the existing index at ``path`` (same collection settings) or a new one."""
+    if not path.exists():
+        return header | {'episodes': []}
+    index = json.loads(path.read_text())
+    settings = ('task', 'action_mode', 'control_hz', 'views', 'width', 'height')
+    different = [k for k in settings if index.get(k) != header[k]]
+    if different:
+        raise ValueError(f'{path} was collected with other settings ({", ".join(different)}); '
+                         'use another output folder')
+    return index
+
+
+def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
+            views: Sequence[str] = DEFAULT_VIEWS, noise: float = 0.0,
+            action_mode: str = 'delta', width: int = 128, height: int = 128) -> Path:
+    """Record ``episodes`` expert episodes (seeds from ``seed_start``); return ``out_dir``.
+
+    One bag per episode (``out_dir/<task>_seed<NNNN>``) and ``out_dir/index.json``.
+    An existing folder is extended if it was collected with the same settings;
+    an existing episode bag is refused. On Ctrl-C the current bag is closed
+    cleanly and listed in the index as interrupted before the interrupt goes on.
+    """
+    if episodes <= 0:
+        raise ValueError(f'episodes must be positive, got {episodes}')
+    if noise < 0:
+        raise ValueError(f'noise must be >= 0, got {noise}')
+    config = sim_config(task, views, action_mode, width, height)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index_path = out_dir / INDEX_FILE
+    index = load_index(index_path, {
+        'format': INDEX_FORMAT, 'task': task, 'action_mode': action_mode,
+        'control_hz': config.control_hz, 'views': list(views), 'width': width,
+        'height': height, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        'command': ' '.join(sys.argv)})
+    sim = TabletopSim(config)
+    custom = {'task': task, 'action_mode': action_mode, 'control_hz': str(config.control_hz)}
+    try:
+        for seed in tqdm(range(seed_start, seed_start + episodes), desc=f'collect {task}',
+                         unit='episode'):
+            name = episode_name(task, seed)
+            recorder = BagRecorder(out_dir / name, custom | {'seed': str(seed)})
+            try:
+                with recorder:
+                    entry = record_episode(sim, seed, noise, recorder)
+            except KeyboardInterrupt:
+                index['episodes'].append({'seed': seed, 'bag': recorder.path.name,
+                                          'success': False, 'steps': sim.step_count,
+                                          'interrupted': True})
+                write_index(index_path, index)
+                raise
+            index['episodes'].append(entry)
+            write_index(index_path, index)
+    finally:
+        sim.close()
+    return out_dir
+
+
+def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``vrl collect`` arguments to ``parser``."""
+    parser.add_argument('--task', required=True, help='task name, e.g. lift')
+    parser.add_argument('--episodes', type=int, default=10, help='number of episodes')
+    parser.add_argument('--out', type=Path, required=True, help='output folder for the bags')
+    parser.add_argument('--seed-start', type=int, default=0, help='seed of the first episode')
+    parser.add_argument('--views', nargs='+', default=list(DEFAULT_VIEWS),
+                        help='camera views to record')
+    parser.add_argument('--noise', type=float, default=0.0,
+                        help='expert action noise (fraction of the action limits)')
+    parser.add_argument('--action-mode', choices=('delta', 'absolute'), default='delta',
+                        help='command layout the expert uses')
+    parser.add_argument('--width', type=int, default=128, help='image width (pixels)')
+    parser.add_argument('--height', type=int, default=128, help='image height (pixels)')
+
+
+def collect_main(args: argparse.Namespace) -> int:
+    """Run ``vrl collect`` from parsed arguments and print a one-line summary."""
+    out_dir = collect(args.task, args.episodes, args.out, args.seed_start, args.views,
+                      args.noise, args.action_mode, args.width, args.height)
+    index = json.loads((out_dir / INDEX_FILE).read_text())
+    done = [e for e in index['episodes'] if not e['interrupted']]
+    successes = sum(e['success'] for e in done)
+    print(f'collected {len(done)} {args.task} episodes in {out_dir}: '
+          f'{successes}/{len(done)} successful, {sum(e["steps"] for e in done)} steps')
+    return 0

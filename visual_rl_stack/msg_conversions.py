@@ -1,0 +1,188 @@
+"""Convert between numpy arrays and standard ROS 2 messages without cv_bridge.
+
+Every node and the bag tools use these functions, so an image published by the
+simulator, recorded in a bag and read back is the same array everywhere.
+"""
+
+from typing import Sequence
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, PoseStamped
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+#: Supported image encodings: name -> (numpy dtype, channels).
+ENCODINGS = {
+    'rgb8': (np.uint8, 3),
+    'bgr8': (np.uint8, 3),
+    'rgba8': (np.uint8, 4),
+    'bgra8': (np.uint8, 4),
+    'mono8': (np.uint8, 1),
+    'mono16': (np.uint16, 1),
+    '16UC1': (np.uint16, 1),
+    '32FC1': (np.float32, 1),
+}
+
+
+class ConversionError(ValueError):
+    """A message cannot be turned into an array (bad encoding or size)."""
+
+
+def stamp_from_seconds(seconds: float) -> Time:
+    """Build a ``builtin_interfaces/Time`` from seconds."""
+    nanos = int(round(seconds * 1e9))
+    return Time(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    """Turn a ``builtin_interfaces/Time`` into float seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def array_to_image(array: np.ndarray, encoding: str, stamp: Time, frame_id: str) -> Image:
+    """Pack an HxW or HxWxC array into a ``sensor_msgs/Image`` (little endian)."""
+    if encoding not in ENCODINGS:
+        raise ConversionError(f'unsupported encoding {encoding!r}; use one of {sorted(ENCODINGS)}')
+    dtype, channels = ENCODINGS[encoding]
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] != channels:
+        raise ConversionError(
+            f'array of shape {array.shape} does not fit encoding {encoding} ({channels} channels)')
+    height, width = array.shape[:2]
+    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0,
+                step=width * channels * array.itemsize)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.data = array.tobytes()
+    return msg
+
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """Unpack a ``sensor_msgs/Image``; colour comes back RGB(A), depth as HxW.
+
+    Raises ConversionError for unsupported encodings and for buffers whose size
+    does not match ``height``, ``width`` and ``step``.
+    """
+    if msg.encoding not in ENCODINGS:
+        raise ConversionError(
+            f'unsupported image encoding {msg.encoding!r}; supported: {sorted(ENCODINGS)}')
+    dtype, channels = ENCODINGS[msg.encoding]
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = msg.width * channels * itemsize
+    if msg.height == 0 or msg.width == 0:
+        raise ConversionError('empty image (height or width is 0)')
+    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height:
+        raise ConversionError(
+            f'image buffer of {len(msg.data)} bytes (step {msg.step}) is too small for '
+            f'{msg.width}x{msg.height} {msg.encoding}')
+    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.step * msg.height)
+    rows = raw.reshape(msg.height, msg.step)[:, :row_bytes]
+    order = '>' if msg.is_bigendian else '<'
+    array = rows.copy().view(np.dtype(dtype).newbyteorder(order)).astype(dtype, copy=False)
+    array = array.reshape(msg.height, msg.width, channels)
+    if msg.encoding.startswith('bgr'):
+        array = array[:, :, [2, 1, 0] + ([3] if channels == 4 else [])]
+    return array[:, :, 0] if channels == 1 else array
+
+
+def make_camera_info(K: np.ndarray, width: int, height: int, stamp: Time,
+                     frame_id: str) -> CameraInfo:
+    """Build a distortion-free pinhole ``sensor_msgs/CameraInfo``."""
+    K = np.asarray(K, dtype=float).reshape(3, 3)
+    msg = CameraInfo(width=int(width), height=int(height), distortion_model='plumb_bob')
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.d = [0.0] * 5
+    msg.k = K.ravel().tolist()
+    msg.r = np.eye(3).ravel().tolist()
+    msg.p = np.hstack([K, np.zeros((3, 1))]).ravel().tolist()
+    return msg
+
+
+def camera_info_to_matrix(msg: CameraInfo) -> np.ndarray:
+    """Return the 3x3 intrinsic matrix of a ``CameraInfo``."""
+    return np.asarray(msg.k, dtype=float).reshape(3, 3)
+
+
+def make_pose(position: Sequence[float], orientation_xyzw: Sequence[float]) -> Pose:
+    """Build a ``geometry_msgs/Pose`` from a position and an xyzw quaternion."""
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
+    q = pose.orientation
+    q.x, q.y, q.z, q.w = (float(v) for v in orientation_xyzw)
+    return pose
+
+
+def make_pose_stamped(position: Sequence[float], orientation_xyzw: Sequence[float],
+                      stamp: Time, frame_id: str) -> PoseStamped:
+    """Build a ``geometry_msgs/PoseStamped``."""
+    msg = PoseStamped(pose=make_pose(position, orientation_xyzw))
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def pose_to_arrays(pose: Pose) -> tuple[np.ndarray, np.ndarray]:
+    """Return (position xyz, quaternion xyzw) of a ``geometry_msgs/Pose``."""
+    p, q = pose.position, pose.orientation
+    return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    """Return the 4x4 homogeneous transform of a ``geometry_msgs/Pose``."""
+    position, (x, y, z, w) = pose_to_arrays(pose)
+    T = np.eye(4)
+    T[:3, :3] = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ]
+    T[:3, 3] = position
+    return T
+
+
+def make_joint_state(names: Sequence[str], positions: Sequence[float],
+                     velocities: Sequence[float], efforts: Sequence[float],
+                     stamp: Time) -> JointState:
+    """Build a ``sensor_msgs/JointState`` with every field filled.
+
+    Efforts are always filled: a message ending in an empty sequence can be
+    serialised with trailing padding that some bag readers reject.
+    """
+    msg = JointState(name=list(names), position=[float(v) for v in positions],
+                     velocity=[float(v) for v in velocities],
+                     effort=[float(v) for v in efforts])
+    msg.header.stamp = stamp
+    return msg
+
+
+def make_labelled_array(fields: dict[str, np.ndarray]) -> Float32MultiArray:
+    """Flatten named vectors into a ``Float32MultiArray``.
+
+    Each field becomes one labelled dimension; fields are stored back to back
+    in order, so labels and sizes are enough to split the data again.
+    """
+    msg = Float32MultiArray()
+    values = []
+    for name, value in fields.items():
+        flat = np.asarray(value, dtype=np.float32).ravel()
+        msg.layout.dim.append(MultiArrayDimension(label=name, size=flat.size, stride=flat.size))
+        values.append(flat)
+    msg.data = np.concatenate(values).tolist() if values else []
+    return msg
+
+
+def labelled_array_to_dict(msg: Float32MultiArray) -> dict[str, np.ndarray]:
+    """Invert :func:`make_labelled_array`."""
+    data = np.asarray(msg.data, dtype=np.float32)
+    fields = {}
+    offset = msg.layout.data_offset
+    for dim in msg.layout.dim:
+        if offset + dim.size > data.size:
+            raise ConversionError(f'field {dim.label!r} runs past the end of the array')
+        fields[dim.label] = data[offset:offset + dim.size].copy()
+        offset += dim.size
+    return fields

@@ -1,0 +1,75 @@
+"""Declare ROS parameters with descriptors and ranges, and reject bad values clearly."""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: default value, description, optional numeric range or choices."""
+
+    default: Any
+    description: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    choices: Optional[tuple] = None
+    read_only: bool = False
+
+    def descriptor(self, name: str) -> ParameterDescriptor:
+        """Build the ``ParameterDescriptor`` shown by ``ros2 param describe``."""
+        text = self.description
+        if self.choices:
+            text += f' One of: {", ".join(map(str, self.choices))}.'
+        desc = ParameterDescriptor(name=name, description=text, read_only=self.read_only)
+        if self.low is not None and self.high is not None:
+            if isinstance(self.default, bool) or not isinstance(self.default, (int, float)):
+                raise TypeError(f'parameter {name}: a range needs a numeric default')
+            if isinstance(self.default, int):
+                desc.integer_range = [IntegerRange(from_value=int(self.low),
+                                                   to_value=int(self.high), step=0)]
+            else:
+                desc.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        return desc
+
+    def problem(self, name: str, value: Any) -> Optional[str]:
+        """Return why ``value`` is not acceptable, or None when it is."""
+        if self.choices is not None and value not in self.choices:
+            return f'{name}={value!r} is not one of {list(self.choices)}'
+        if self.low is not None and isinstance(value, (int, float)) and not (
+                self.low <= value <= self.high):
+            return f'{name}={value!r} is outside [{self.low}, {self.high}]'
+        return None
+
+
+def declare_params(node: Node, specs: dict[str, ParamSpec],
+                   on_change: Optional[Callable[[dict[str, Any]], Optional[str]]] = None
+                   ) -> dict[str, Any]:
+    """Declare ``specs`` on ``node`` and return their current values.
+
+    Raises ValueError naming every invalid value found at start-up (from YAML
+    or overrides). Later ``set_parameters`` calls are checked the same way and
+    refused with the reason; ``on_change`` may refuse too by returning a reason.
+    """
+    for name, spec in specs.items():
+        node.declare_parameter(name, spec.default, spec.descriptor(name))
+    values = {name: node.get_parameter(name).value for name in specs}
+    problems = [p for name, spec in specs.items() if (p := spec.problem(name, values[name]))]
+    if problems:
+        raise ValueError(f'{node.get_name()}: invalid parameters: ' + '; '.join(problems))
+
+    def check(params: list[Parameter]) -> SetParametersResult:
+        changed = {p.name: p.value for p in params if p.name in specs}
+        reasons = [r for n, v in changed.items() if (r := specs[n].problem(n, v))]
+        if not reasons and on_change is not None and changed:
+            reason = on_change(changed)
+            reasons = [reason] if reason else []
+        return SetParametersResult(successful=not reasons, reason='; '.join(reasons))
+
+    node.add_on_set_parameters_callback(check)
+    return values

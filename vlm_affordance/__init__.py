@@ -1,0 +1,1 @@
+"""VLM keypoint affordances as dense rewards (KAGI); built in a later issue."""

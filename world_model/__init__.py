@@ -1,0 +1,1 @@
+"""Multi-view world model (RoboHorizon); built in a later issue."""
