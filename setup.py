@@ -1,4 +1,5 @@
-"""Install the visual_rl_stack ament_python package.
+"""
+Install the visual_rl_stack ament_python package.
 
 The repository keeps one top-level folder per capability (``sim/``,
 ``perception/``, ...). They are installed as sub-packages of

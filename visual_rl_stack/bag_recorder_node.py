@@ -1,4 +1,5 @@
-"""ROS 2 node ``recorder``: record chosen topics to an MCAP bag, like ``ros2 bag record``.
+"""
+ROS 2 node ``recorder``: record chosen topics to an MCAP bag, like ``ros2 bag record``.
 
 Subscriptions are raw (``raw=True``): the node never deserialises, it stores
 the bytes DDS delivered. Topic types come from the graph, and a periodic check
@@ -39,7 +40,8 @@ class BagRecorderNode(Node):
     """Subscribe raw to the wanted topics as they appear and write every message to a bag."""
 
     def __init__(self, **kwargs: Any) -> None:
-        """Declare parameters, create the bag and start discovering topics.
+        """
+        Declare parameters, create the bag and start discovering topics.
 
         ``kwargs`` go to ``rclpy.node.Node`` (context, parameter_overrides, ...).
         """
@@ -123,7 +125,8 @@ def spin_until_done(node: BagRecorderNode, context: Context,
 
 def record_main(topics: list[str], output: Path, duration: Optional[float] = None,
                 context: Optional[Context] = None) -> Path:
-    """Record ``topics`` (the sim graph's if empty) to the bag ``output``; return its path.
+    """
+    Record ``topics`` (the sim graph's if empty) to the bag ``output``; return its path.
 
     Runs until Ctrl-C or ``duration`` seconds. Without ``context`` a private one
     is initialised (with Ctrl-C handling) and shut down afterwards.

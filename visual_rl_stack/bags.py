@@ -1,4 +1,5 @@
-"""Write and read rosbag2 bags (MCAP storage, metadata version 8) without rosbag2_py.
+"""
+Write and read rosbag2 bags (MCAP storage, metadata version 8) without rosbag2_py.
 
 Bags are the stack's data set format, so every writer and reader goes through
 this module: one storage format, one metadata version (8, which both Humble and
@@ -93,7 +94,8 @@ def deserialize(message: BagMessage) -> object:
 
 
 def decode(message: BagMessage) -> object:
-    """Decode a stored message into a rosbags dataclass (arrays come back as numpy).
+    """
+    Decode a stored message into a rosbags dataclass (arrays come back as numpy).
 
     Faster than :func:`deserialize` for bulk reading. Unlike rosbags' own
     ``deserialize_cdr`` this accepts the few trailing padding bytes that rclpy
@@ -131,7 +133,8 @@ def is_bag(path: Path) -> bool:
 
 
 def find_bags(folder: Path) -> list[Path]:
-    """Return the bags in ``folder`` (itself or its direct sub-folders), sorted by name.
+    """
+    Return the bags in ``folder`` (itself or its direct sub-folders), sorted by name.
 
     Raises BagError when the folder does not exist or holds no bag.
     """
@@ -153,7 +156,8 @@ def bag_topics(bag: Path) -> dict[str, str]:
 
 
 def read_messages(bag: Path, topics: Optional[Iterable[str]] = None) -> Iterator[BagMessage]:
-    """Yield the messages of ``bag`` in log-time order, optionally only from ``topics``.
+    """
+    Yield the messages of ``bag`` in log-time order, optionally only from ``topics``.
 
     A truncated or corrupt bag raises BagError naming the bag, also when the
     damage is found half-way through.

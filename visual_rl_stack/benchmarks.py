@@ -1,4 +1,5 @@
-"""``vrl bench``: throughput and latency measurements (never asserted in tests).
+"""
+``vrl bench``: throughput and latency measurements (never asserted in tests).
 
 ``sim`` compares, on the same scene and cameras, raw PyBullet stepping, the
 gymnasium env and the sim node over ROS in lockstep; ``perception`` measures
@@ -26,14 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_sim(task: str, steps: int, views: list[str], size: int) -> dict:
-    """Steps per second of raw PyBullet, the env and the lockstep sim node, +- rendering."""
+    """Measure steps per second of raw PyBullet, the env and the lockstep sim node."""
+    from dataclasses import replace
+
+    from .sim.config import default_cameras, SimConfig
     from .sim.node_bench import lockstep_steps_per_second
     from .sim.raw_bench import env_steps_per_second, raw_pybullet_steps_per_second
+    config = SimConfig(task=task, cameras=tuple(
+        replace(c, width=size, height=size) for c in default_cameras() if c.name in views))
     rows = {}
     for label, cams in (('no_render', []), ('render', list(views))):
-        raw = raw_pybullet_steps_per_second(task, steps, cams, size)
-        env = env_steps_per_second(task, steps, cams, size)
-        node = lockstep_steps_per_second(task, steps, cams, size, size)
+        raw = raw_pybullet_steps_per_second(task, steps, cams, config)
+        env = env_steps_per_second(task, steps, cams, config)
+        node = lockstep_steps_per_second(task, steps, tuple(cams), size, size)
         rows[label] = {
             'views': cams, 'size': size, 'raw_steps_per_s': raw, 'env_steps_per_s': env,
             'node_lockstep_steps_per_s': node, 'env_over_raw': env / raw,

@@ -1,4 +1,5 @@
-"""The ``vrl`` command: training, evaluation, data collection, bringup and benchmarks.
+"""
+The ``vrl`` command: training, evaluation, data collection, bringup and benchmarks.
 
 Each sub-command lives in its own module and is imported only when used, so
 ``vrl --help`` is instant and a missing optional dependency only affects the
@@ -29,7 +30,7 @@ COMMANDS = {
 
 def build_parser(chosen: Optional[str] = None) -> argparse.ArgumentParser:
     """Build the parser; only the ``chosen`` sub-command's module is imported."""
-    parser = argparse.ArgumentParser(prog='vrl', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='vrl', description=__doc__.strip().splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name, (module_name, add_args, _run, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

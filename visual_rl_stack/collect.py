@@ -1,4 +1,5 @@
-"""Collect scripted-expert demonstrations as rosbag2 bags, in-process and without DDS.
+"""
+Collect scripted-expert demonstrations as rosbag2 bags, in-process and without DDS.
 
 Each episode becomes one MCAP bag holding the topics and message types the
 simulator graph publishes, plus the commands the expert sent, serialised by
@@ -83,7 +84,8 @@ def observation_messages(sim: TabletopSim, stamp: Time) -> Messages:
 
 def command_messages(action: np.ndarray, action_mode: str, control_hz: float,
                      stamp: Time) -> Messages:
-    """Yield the command messages that make the sim graph execute ``action``.
+    """
+    Yield the command messages that make the sim graph execute ``action``.
 
     Delta actions become a twist held for one control period (twist = delta *
     control_hz); absolute actions a target pose. The gripper fraction becomes
@@ -166,7 +168,8 @@ def load_index(path: Path, header: dict) -> dict:
 def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
             views: Sequence[str] = DEFAULT_VIEWS, noise: float = 0.0,
             action_mode: str = 'delta', width: int = 128, height: int = 128) -> Path:
-    """Record ``episodes`` expert episodes (seeds from ``seed_start``); return ``out_dir``.
+    """
+    Record ``episodes`` expert episodes (seeds from ``seed_start``); return ``out_dir``.
 
     One bag per episode (``out_dir/<task>_seed<NNNN>``) and ``out_dir/index.json``.
     An existing folder is extended if it was collected with the same settings;

@@ -1,4 +1,5 @@
-"""Turn a folder of episode bags into time-aligned arrays at the control rate, for training.
+"""
+Turn a folder of episode bags into time-aligned arrays at the control rate, for training.
 
 Alignment: the control steps are the header stamps of ``/joint_states``. Every
 other stream is sampled and held: its value at step ``k`` is its latest message
@@ -62,7 +63,8 @@ class Episode:
 
 
 class BagDataset:
-    """Episodes of a folder of bags, decoded once and cached.
+    """
+    Episodes of a folder of bags, decoded once and cached.
 
     ``views=None`` keeps every camera found; otherwise only the listed views
     (each must be in every bag). Where the folder has an ``index.json`` (from
@@ -103,7 +105,8 @@ class BagDataset:
         return (self.episode(i) for i in range(len(self)))
 
     def arrays(self) -> dict[str, Any]:
-        """Return every step of every episode concatenated, for training.
+        """
+        Return every step of every episode concatenated, for training.
 
         Keys: ``state``, ``action``, ``reward``, ``success``, ``episode`` (index),
         ``step`` (within the episode), ``images`` and ``depth`` (view -> array).
@@ -256,7 +259,8 @@ class Aligned:
     _REQUIRED = object()
 
     def at(self, topic: str, rows: np.ndarray, default: Any = _REQUIRED) -> list:
-        """Return the message of ``topic`` in effect at each step in ``rows``.
+        """
+        Return the message of ``topic`` in effect at each step in ``rows``.
 
         Steps without one get ``default``; without a default they are an error.
         """
@@ -279,7 +283,8 @@ def camera_views(available: dict[str, str]) -> list[str]:
 
 def state_vectors(joints: list, poses: list, task_states: list
                   ) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    """Build the state vector of each step and its (label, size) layout.
+    """
+    Build the state vector of each step and its (label, size) layout.
 
     Layout: ee position (3), ee quaternion xyzw (4), gripper width (sum of the
     finger joints, 1), joint positions (message order), task state fields in

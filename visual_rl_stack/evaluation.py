@@ -1,4 +1,5 @@
-"""Run a policy on a task over a range of seeds and summarise the outcome as JSON.
+"""
+Run a policy on a task over a range of seeds and summarise the outcome as JSON.
 
 The evaluation runs in-process on the simulator core (no DDS), so it is fast
 and deterministic for a given seed. Later issues add trained policies to

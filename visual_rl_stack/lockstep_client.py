@@ -1,4 +1,5 @@
-"""Drive a lockstep simulator graph through its ROS interface, one control step at a time.
+"""
+Drive a lockstep simulator graph through its ROS interface, one control step at a time.
 
 This is what an external controller sees: it reads only topics, sends only
 the standard command topics and advances time with the ``/sim/step`` service.
@@ -14,6 +15,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParametersAtomically
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -145,15 +147,15 @@ class LockstepClient(Node):
         response = self._call(self.reset_client, Trigger.Request(), 'reset')
         if not response.success:
             raise RuntimeError(f'sim_node reset failed: {response.message}')
-        # After a reset the clock may restart, so any new stamp counts as fresh.
         return self._wait_for_step(None)
 
     def send(self, action: np.ndarray, action_mode: str) -> None:
-        """Publish ``action`` (sim action layout) as the standard command messages.
+        """
+        Publish ``action`` (sim action layout) as the standard command messages.
 
-        The gripper goes first and the arm command last, stamped with the
-        observation it answers: the sim node waits for that stamp before it
-        steps, so both commands are in place.
+        Both publishers are reliable; waiting until every subscriber has
+        acknowledged them means the sim node holds the commands before the
+        ``/sim/step`` request that uses them is even sent.
         """
         action = np.asarray(action, dtype=float)
         header_stamp = self._latest[topics.JOINT_STATES].header.stamp
@@ -170,6 +172,10 @@ class LockstepClient(Node):
         else:
             self.pose_pub.publish(make_pose_stamped(action[0:3], action[3:7], header_stamp,
                                                     topics.WORLD_FRAME))
+        ack_timeout = Duration(seconds=self.timeout)
+        for publisher in (self.gripper_pub, self.twist_pub, self.pose_pub):
+            if not publisher.wait_for_all_acked(ack_timeout):
+                raise TimeoutError(f'lockstep client: {publisher.topic_name} not acknowledged')
 
     def step(self, action: np.ndarray, action_mode: str) -> Observation:
         """Send ``action``, advance the simulator one control step and return the new obs."""

@@ -1,4 +1,5 @@
-"""Convert between numpy arrays and standard ROS 2 messages without cv_bridge.
+"""
+Convert between numpy arrays and standard ROS 2 messages without cv_bridge.
 
 Every node and the bag tools use these functions, so an image published by the
 simulator, recorded in a bag and read back is the same array everywhere.
@@ -61,7 +62,8 @@ def array_to_image(array: np.ndarray, encoding: str, stamp: Time, frame_id: str)
 
 
 def image_to_array(msg: Image) -> np.ndarray:
-    """Unpack a ``sensor_msgs/Image``; colour comes back RGB(A), depth as HxW.
+    """
+    Unpack a ``sensor_msgs/Image``; colour comes back RGB(A), depth as HxW.
 
     Raises ConversionError for unsupported encodings and for buffers whose size
     does not match ``height``, ``width`` and ``step``.
@@ -147,7 +149,8 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
 def make_joint_state(names: Sequence[str], positions: Sequence[float],
                      velocities: Sequence[float], efforts: Sequence[float],
                      stamp: Time) -> JointState:
-    """Build a ``sensor_msgs/JointState`` with every field filled.
+    """
+    Build a ``sensor_msgs/JointState`` with every field filled.
 
     Efforts are always filled: a message ending in an empty sequence can be
     serialised with trailing padding that some bag readers reject.
@@ -160,7 +163,8 @@ def make_joint_state(names: Sequence[str], positions: Sequence[float],
 
 
 def make_labelled_array(fields: dict[str, np.ndarray]) -> Float32MultiArray:
-    """Flatten named vectors into a ``Float32MultiArray``.
+    """
+    Flatten named vectors into a ``Float32MultiArray``.
 
     Each field becomes one labelled dimension; fields are stored back to back
     in order, so labels and sizes are enough to split the data again.

@@ -50,7 +50,8 @@ class ParamSpec:
 def declare_params(node: Node, specs: dict[str, ParamSpec],
                    on_change: Optional[Callable[[dict[str, Any]], Optional[str]]] = None
                    ) -> dict[str, Any]:
-    """Declare ``specs`` on ``node`` and return their current values.
+    """
+    Declare ``specs`` on ``node`` and return their current values.
 
     Raises ValueError naming every invalid value found at start-up (from YAML
     or overrides). Later ``set_parameters`` calls are checked the same way and

@@ -1,4 +1,5 @@
-"""Record serialised messages into a bag: the ROS-free core of the recorder node.
+"""
+Record serialised messages into a bag: the ROS-free core of the recorder node.
 
 The recorder node (raw DDS subscriptions) and the in-process collector (rclpy
 messages serialised in place) both hand their bytes to :class:`BagRecorder`,
@@ -32,7 +33,8 @@ def sim_graph_topics(views: Sequence[str] = DEFAULT_VIEWS) -> list[str]:
 
 
 class BagRecorder:
-    """Write (topic, type, CDR bytes, log time) tuples to a new MCAP bag.
+    """
+    Write (topic, type, CDR bytes, log time) tuples to a new MCAP bag.
 
     Topics are registered on their first message. Thread-safe: subscription
     callbacks and a shutdown path may call it concurrently. Use it as a context
@@ -60,7 +62,8 @@ class BagRecorder:
         return {topic: c.msgtype for topic, c in self._connections.items()}
 
     def write(self, topic: str, msgtype: str, data: bytes, log_time: int) -> None:
-        """Store one serialised message logged at ``log_time`` (ns).
+        """
+        Store one serialised message logged at ``log_time`` (ns).
 
         Raises BagError when the bag is closed, the type is unknown to the
         Jazzy type store, or the topic was first recorded with another type.

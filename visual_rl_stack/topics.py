@@ -1,4 +1,5 @@
-"""Default topic and service names and their QoS, shared by every node.
+"""
+Default topic and service names and their QoS, shared by every node.
 
 ``docs/interfaces.md`` documents each one; nodes take these as defaults and
 users remap them (e.g. to a real camera driver's topics).

@@ -1,0 +1,31 @@
+r"""
+Start the stack on a real robot's cameras, one process per node.
+
+Start the camera drivers first, named as in visual_rl_stack.graph.REAL_CAMERA_DRIVERS,
+e.g. for each camera X in front, side, wrist:
+
+    ros2 launch realsense2_camera rs_launch.py camera_namespace:='' \\
+        camera_name:=camera_X align_depth.enable:=true
+    ros2 launch visual_rl_stack real.launch.py
+
+The camera node's topics are remapped onto the driver's (graph.real_camera_remappings).
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from visual_rl_stack.graph import graph
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare use_sim_time and start every node of the 'real' graph."""
+    spec = graph('real')
+    arguments = [
+        DeclareLaunchArgument('use_sim_time', default_value=str(spec.use_sim_time).lower(),
+                              description='Follow /clock instead of the wall clock.'),
+    ]
+    nodes = [Node(**node.launch_kwargs(LaunchConfiguration('use_sim_time')))
+             for node in spec.nodes]
+    return LaunchDescription(arguments + nodes)

@@ -1,0 +1,202 @@
+"""
+Compose a node graph in one process: ``vrl bringup sim`` without a ROS 2 install.
+
+The nodes, parameter files and remappings come from :mod:`visual_rl_stack.graph`,
+the same definition the launch files use, so both layouts run the same graph.
+"""
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any, Optional
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+import yaml
+
+from .graph import graph as find_graph, GRAPHS, NodeSpec
+
+Overrides = dict[str, dict[str, Any]]
+
+
+def shutdown_executor(executor: MultiThreadedExecutor) -> None:
+    """
+    Wait for callbacks still running on an executor's threads, then shut it down.
+
+    Call it once spinning has stopped. Jazzy's ``Executor.shutdown`` does not
+    wait for them, and a callback finishing after it (or after its node was
+    destroyed) raises.
+    """
+    pool = getattr(executor, '_executor', None)
+    if isinstance(pool, ThreadPoolExecutor):
+        pool.shutdown(wait=True)
+    executor.shutdown()
+
+
+def create_node(spec: NodeSpec, params: dict[str, Any], context: Context) -> Node:
+    """
+    Instantiate a node class as the launch file would start it (name, remappings, params).
+
+    Raises ValueError for a parameter the node does not declare, and
+    ImportError naming the module when the node class is not available.
+    """
+    try:
+        factory = spec.load_factory()
+    except ImportError as error:
+        raise ImportError(f'node {spec.name!r} needs {spec.factory}, which does not import: '
+                          f'{error}') from error
+    cli_args = ['--ros-args', '-r', f'__node:={spec.name}']
+    for source, target in spec.remappings:
+        cli_args += ['-r', f'{source}:={target}']
+    node = factory(context=context, cli_args=cli_args,
+                   parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    unknown = sorted(k for k in params if not node.has_parameter(k))
+    if unknown:
+        node.destroy_node()
+        raise ValueError(f'{spec.name} has no parameters {unknown}')
+    return node
+
+
+class GraphRunner:
+    """
+    The nodes of one graph on a MultiThreadedExecutor, spun here or in a background thread.
+
+    Use as a context manager (``with GraphRunner('sim') as runner:``) to spin in
+    the background, or call :meth:`spin` to spin in the foreground.
+    """
+
+    def __init__(self, graph: str = 'sim', overrides: Optional[Overrides] = None,
+                 context: Optional[Context] = None):
+        """Check the graph and overrides; nothing starts before :meth:`start`."""
+        self.graph = find_graph(graph)
+        self.overrides = overrides or {}
+        names = [spec.name for spec in self.graph.nodes]
+        unknown = sorted(set(self.overrides) - set(names))
+        if unknown:
+            raise ValueError(f'overrides for {unknown}, which are not in graph {graph!r} '
+                             f'(nodes: {names})')
+        self.context = context
+        self._own_context = context is None
+        self.nodes: dict[str, Node] = {}
+        self.executor: Optional[MultiThreadedExecutor] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+
+    def start(self, background: bool = True) -> 'GraphRunner':
+        """
+        Create every node (and a context if none was given); spin them in a thread.
+
+        On failure the nodes created so far are destroyed before the error propagates.
+        """
+        if self._own_context:
+            self.context = Context()
+            rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context)
+        try:
+            for spec in self.graph.nodes:
+                params = {**spec.params(), **spec.overrides(self.graph.use_sim_time,
+                                                            self.overrides.get(spec.name))}
+                self.nodes[spec.name] = create_node(spec, params, self.context)
+                self.executor.add_node(self.nodes[spec.name])
+        except BaseException:
+            self.stop()
+            raise
+        if background:
+            self._thread = threading.Thread(target=self._spin_until, args=(None,),
+                                            name=f'graph-{self.graph.name}', daemon=True)
+            self._thread.start()
+        return self
+
+    def spin(self, duration: Optional[float] = None) -> None:
+        """Spin in this thread until ``duration`` seconds pass, Ctrl-C or shutdown."""
+        try:
+            self._spin_until(None if duration is None else time.monotonic() + duration)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+
+    def _spin_until(self, deadline: Optional[float]) -> None:
+        """Spin the executor until the deadline, :meth:`stop` or context shutdown."""
+        while (not self._stop.is_set() and self.context.ok()
+               and (deadline is None or time.monotonic() < deadline)):
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def stop(self) -> None:
+        """Stop spinning, destroy the nodes, shut down the context if this runner made it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        if self.executor is not None:
+            shutdown_executor(self.executor)
+            self.executor = None
+        for node in self.nodes.values():
+            node.destroy_node()
+        self.nodes = {}
+        if self._own_context and self.context is not None:
+            self.context.try_shutdown()
+
+    def __enter__(self) -> 'GraphRunner':
+        """Start the graph in a background thread."""
+        return self.start()
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
+        """Stop the graph."""
+        self.stop()
+
+
+def bringup(graph: str = 'sim', overrides: Optional[Overrides] = None,
+            duration: Optional[float] = None, context: Optional[Context] = None) -> None:
+    """Run a graph in this process until Ctrl-C or ``duration`` seconds, then shut down."""
+    runner = GraphRunner(graph, overrides, context)
+    try:
+        runner.start(background=False)
+        runner.spin(duration)
+    finally:
+        runner.stop()
+
+
+def parse_param(text: str) -> tuple[str, str, Any]:
+    """Split ``node.param=value`` (value in YAML syntax) into its parts."""
+    key, sep, value = text.partition('=')
+    node, dot, name = key.partition('.')
+    if not (sep and dot and node and name):
+        raise argparse.ArgumentTypeError(f'expected NODE.PARAM=VALUE, got {text!r}')
+    return node, name, yaml.safe_load(value)
+
+
+def add_bringup_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``vrl bringup`` arguments to ``parser``."""
+    parser.add_argument('graph', nargs='?', default='sim', choices=sorted(GRAPHS),
+                        help='which graph to run (default: sim)')
+    parser.add_argument('--task', help='sim_node task (sim graph)')
+    parser.add_argument('--mode', choices=('realtime', 'lockstep'),
+                        help='sim_node mode (sim graph)')
+    parser.add_argument('--seed', type=int, help='sim_node episode seed (sim graph)')
+    parser.add_argument('--param', action='append', type=parse_param, default=[],
+                        metavar='NODE.PARAM=VALUE', help='override any node parameter')
+    parser.add_argument('--duration', type=float,
+                        help='stop after this many wall-clock seconds (default: until Ctrl-C)')
+
+
+def bringup_main(args: argparse.Namespace) -> int:
+    """Run ``vrl bringup`` from parsed arguments; return the exit status."""
+    overrides: Overrides = {}
+    sim_options = {'task': args.task, 'mode': args.mode, 'seed': args.seed}
+    for name, value in sim_options.items():
+        if value is not None:
+            overrides.setdefault('sim_node', {})[name] = value
+    for node, name, value in args.param:
+        overrides.setdefault(node, {})[name] = value
+    try:
+        bringup(args.graph, overrides, args.duration)
+    except (ImportError, ValueError, FileNotFoundError) as error:
+        print(f'vrl bringup: {error}', file=sys.stderr)
+        return 1
+    return 0
