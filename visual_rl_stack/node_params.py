@@ -5,6 +5,7 @@ from typing import Any, Callable, Optional
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -57,8 +58,15 @@ def declare_params(node: Node, specs: dict[str, ParamSpec],
     or overrides). Later ``set_parameters`` calls are checked the same way and
     refused with the reason; ``on_change`` may refuse too by returning a reason.
     """
+    problems = []
     for name, spec in specs.items():
-        node.declare_parameter(name, spec.default, spec.descriptor(name))
+        try:
+            node.declare_parameter(name, spec.default, spec.descriptor(name))
+        except (InvalidParameterTypeException, InvalidParameterValueException) as error:
+            # rclpy refuses an override outside the descriptor's range or of another type.
+            problems.append(f'{name}: {error}')
+    if problems:
+        raise ValueError(f'{node.get_name()}: invalid parameters: ' + '; '.join(problems))
     values = {name: node.get_parameter(name).value for name in specs}
     problems = [p for name, spec in specs.items() if (p := spec.problem(name, values[name]))]
     if problems:

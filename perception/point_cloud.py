@@ -1,0 +1,161 @@
+"""
+Fuse the cameras' depth into one coloured world point cloud, and pack it as PointCloud2.
+
+sensor_msgs_py is not installable here, so the PointCloud2 packing is written
+with numpy structured arrays: fields x, y, z (float32) and rgb (a float32
+holding 0x00RRGGBB, as PCL does), which RViz and PCL read directly.
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from builtin_interfaces.msg import Time
+import numpy as np
+import open3d as o3d
+from sensor_msgs.msg import PointCloud2, PointField
+
+from .preprocess import ViewFrame
+from ..msg_conversions import ConversionError
+
+#: Point layout of the clouds we publish (16 bytes a point).
+CLOUD_DTYPE = np.dtype({'names': ['x', 'y', 'z', 'rgb'],
+                        'formats': ['<f4', '<f4', '<f4', '<f4'],
+                        'offsets': [0, 4, 8, 12], 'itemsize': 16})
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """How views are fused: workspace box (world frame), voxel size, outlier filter."""
+
+    workspace_min: tuple[float, float, float] = (0.2, -0.45, -0.02)
+    workspace_max: tuple[float, float, float] = (0.9, 0.45, 0.5)
+    voxel_size: float = 0.005
+    outlier_neighbors: int = 0
+    outlier_std_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        """Reject boxes that are empty or not 3D and non-positive voxel sizes."""
+        if len(self.workspace_min) != 3 or len(self.workspace_max) != 3:
+            raise ValueError('workspace_min and workspace_max need 3 values (x, y, z)')
+        if not all(lo < hi for lo, hi in zip(self.workspace_min, self.workspace_max)):
+            raise ValueError(f'workspace_min {list(self.workspace_min)} must be below '
+                             f'workspace_max {list(self.workspace_max)} on every axis')
+        if self.voxel_size < 0:
+            raise ValueError(f'voxel_size must be >= 0 (0 = off), got {self.voxel_size}')
+
+
+def backproject(depth: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray,
+                rgb: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Turn a depth image (metres, optical frame) into world points and their colours.
+
+    Pixels without a reading (NaN, inf, <= 0) are skipped. Returns (N x 3
+    float64 points, N x 3 uint8 colours; grey when ``rgb`` is None).
+    """
+    v, u = np.indices(depth.shape)
+    with np.errstate(invalid='ignore'):
+        valid = np.isfinite(depth) & (depth > 0)
+    z = depth[valid].astype(float)
+    x = (u[valid] - K[0, 2] - K[0, 1] * (v[valid] - K[1, 2]) / K[1, 1]) * z / K[0, 0]
+    y = (v[valid] - K[1, 2]) * z / K[1, 1]
+    camera_points = np.stack([x, y, z], axis=1)
+    points = camera_points @ world_from_camera[:3, :3].T + world_from_camera[:3, 3]
+    colors = rgb[valid] if rgb is not None else np.full((len(z), 3), 128, np.uint8)
+    return points, colors.astype(np.uint8)
+
+
+def crop_to_box(points: np.ndarray, colors: np.ndarray, low: Sequence[float],
+                high: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the points inside the axis-aligned box [low, high] (bounds included)."""
+    inside = np.all((points >= np.asarray(low)) & (points <= np.asarray(high)), axis=1)
+    return points[inside], colors[inside]
+
+
+def voxel_downsample(points: np.ndarray, colors: np.ndarray,
+                     voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Average points and colours per voxel of edge ``voxel_size`` (open3d)."""
+    if voxel_size <= 0 or len(points) == 0:
+        return points, colors
+    cloud = _to_open3d(points, colors).voxel_down_sample(voxel_size)
+    return _from_open3d(cloud)
+
+
+def remove_outliers(points: np.ndarray, colors: np.ndarray, neighbors: int,
+                    std_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Drop points far from their ``neighbors`` nearest neighbours (open3d statistical filter)."""
+    if neighbors <= 0 or len(points) <= neighbors:
+        return points, colors
+    cloud, _ = _to_open3d(points, colors).remove_statistical_outlier(neighbors, std_ratio)
+    return _from_open3d(cloud)
+
+
+def fuse_views(views: Sequence[tuple[ViewFrame, np.ndarray]],
+               settings: CloudSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Back-project (frame, world_from_camera) views, crop, downsample and filter."""
+    parts = [crop_to_box(*backproject(frame.depth, frame.K, pose, frame.rgb),
+                         settings.workspace_min, settings.workspace_max)
+             for frame, pose in views]
+    points = np.concatenate([p for p, _ in parts]) if parts else np.zeros((0, 3))
+    colors = np.concatenate([c for _, c in parts]) if parts else np.zeros((0, 3), np.uint8)
+    points, colors = voxel_downsample(points, colors, settings.voxel_size)
+    return remove_outliers(points, colors, settings.outlier_neighbors, settings.outlier_std_ratio)
+
+
+def to_point_cloud2(points: np.ndarray, colors: np.ndarray, stamp: Time,
+                    frame_id: str) -> PointCloud2:
+    """Pack points and uint8 colours into an unordered ``sensor_msgs/PointCloud2``."""
+    packed = np.zeros(len(points), dtype=CLOUD_DTYPE)
+    for axis, name in enumerate('xyz'):
+        packed[name] = points[:, axis]
+    rgb = colors.astype(np.uint32)
+    packed['rgb'] = ((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).view(np.float32)
+    msg = PointCloud2(height=1, width=len(points), is_bigendian=False,
+                      point_step=CLOUD_DTYPE.itemsize, row_step=CLOUD_DTYPE.itemsize * len(points),
+                      is_dense=True)
+    msg.fields = [PointField(name=name, offset=CLOUD_DTYPE.fields[name][1],
+                             datatype=PointField.FLOAT32, count=1) for name in CLOUD_DTYPE.names]
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.data = packed.tobytes()
+    return msg
+
+
+def from_point_cloud2(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Unpack x, y, z and packed rgb (float32 fields) of any point layout.
+
+    Returns (N x 3 float32 points, N x 3 uint8 colours). Raises
+    ConversionError when a field is missing or not float32.
+    """
+    fields = {f.name: f for f in msg.fields}
+    for name in ('x', 'y', 'z', 'rgb'):
+        if name not in fields or fields[name].datatype != PointField.FLOAT32:
+            raise ConversionError(f'PointCloud2 needs a float32 field {name!r}; has '
+                                  f'{[(f.name, f.datatype) for f in msg.fields]}')
+    order = '>' if msg.is_bigendian else '<'
+    dtype = np.dtype({'names': ['x', 'y', 'z', 'rgb'], 'formats': [order + 'f4'] * 4,
+                      'offsets': [fields[n].offset for n in ('x', 'y', 'z', 'rgb')],
+                      'itemsize': msg.point_step})
+    count = msg.width * msg.height
+    if msg.row_step < msg.point_step * msg.width or len(msg.data) < msg.row_step * msg.height:
+        raise ConversionError(f'PointCloud2 buffer of {len(msg.data)} bytes is too small for '
+                              f'{msg.width}x{msg.height} points of {msg.point_step} bytes')
+    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.row_step)
+    records = np.ascontiguousarray(rows[:, :msg.point_step * msg.width]).view(dtype).reshape(count)
+    points = np.stack([records[n] for n in 'xyz'], axis=1).astype(np.float32)
+    rgb = records['rgb'].astype('<f4').view(np.uint32)
+    colors = np.stack([(rgb >> 16) & 0xFF, (rgb >> 8) & 0xFF, rgb & 0xFF], axis=1)
+    return points, colors.astype(np.uint8)
+
+
+def _to_open3d(points: np.ndarray, colors: np.ndarray) -> o3d.geometry.PointCloud:
+    """Wrap numpy points and uint8 colours in an open3d cloud."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    cloud.colors = o3d.utility.Vector3dVector(colors.astype(np.float64) / 255.0)
+    return cloud
+
+
+def _from_open3d(cloud: o3d.geometry.PointCloud) -> tuple[np.ndarray, np.ndarray]:
+    """Return an open3d cloud's points and colours (uint8)."""
+    colors = np.clip(np.round(np.asarray(cloud.colors) * 255.0), 0, 255).astype(np.uint8)
+    return np.asarray(cloud.points), colors
