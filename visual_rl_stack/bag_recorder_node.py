@@ -52,14 +52,20 @@ class BagRecorderNode(Node):
         self.wanted = set(values['topics'])
         self.recorder = BagRecorder(Path(values['output']).expanduser())
         self._skipped: set[str] = set()
+        self._recording: dict[str, Any] = {}
         self.discover()
         self.create_timer(values['discovery_period'], self.discover)
         self.get_logger().info(f'recording {sorted(self.wanted)} to {self.recorder.path}')
 
     @property
     def recorded_topics(self) -> set[str]:
-        """Return the topics subscribed to so far."""
-        return {s.topic_name for s in self.subscriptions}
+        """
+        Return the topics subscribed to for recording so far.
+
+        Not ``self.subscriptions``: with ``use_sim_time`` the node's time source
+        subscribes to ``/clock`` too, and that subscription records nothing.
+        """
+        return set(self._recording)
 
     def discover(self) -> None:
         """Subscribe to wanted topics that now have a publisher."""
@@ -76,9 +82,9 @@ class BagRecorderNode(Node):
                                         'or unknown to the ROS 2 Jazzy type store')
                 self._skipped.add(topic)
                 continue
-            self.create_subscription(message_class(msgtype), topic,
-                                     partial(self._store, topic, msgtype),
-                                     matching_qos(publishers), raw=True)
+            self._recording[topic] = self.create_subscription(
+                message_class(msgtype), topic, partial(self._store, topic, msgtype),
+                matching_qos(publishers), raw=True)
             self.get_logger().info(f'recording {topic} ({msgtype})')
 
     def close(self) -> None:

@@ -1,0 +1,25 @@
+"""Tabletop tasks and their registry."""
+
+from .base import Task
+from .lift import LiftTask
+from .peg_insert import PegInsertTask
+from .pick_place import PickPlaceTask
+from .push import PushTask
+from .reach import ReachTask
+from .stack import Stack3Task, StackTask
+from ..config import check_task_name
+
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls
+    for cls in (ReachTask, LiftTask, PushTask, PickPlaceTask, StackTask, Stack3Task,
+                PegInsertTask)
+}
+
+
+def make_task(name: str) -> Task:
+    """Return a fresh task instance, or raise ValueError listing the known names."""
+    check_task_name(name)
+    return TASKS[name]()
+
+
+__all__ = ['TASKS', 'Task', 'make_task']

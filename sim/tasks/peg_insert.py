@@ -1,0 +1,73 @@
+"""Peg insertion: a 30 mm square peg into a 32 mm square hole (2 mm total clearance)."""
+
+import numpy as np
+import pybullet as pb
+
+from .base import OBJECT_FRICTION, RED, sample_positions, Task, YELLOW
+
+PEG_HALF = 0.015
+PEG_HALF_HEIGHT = 0.04
+PEG_MASS = 0.08
+HOLE_HALF = 0.016
+WALL_THICKNESS = 0.02
+WALL_HEIGHT = 0.04
+INSERT_DEPTH = 0.02
+CENTER_TOLERANCE = 0.004
+
+
+class PegInsertTask(Task):
+    """Insert the peg at least 2 cm deep into the fixed square hole."""
+
+    name = 'peg_insert'
+    max_episode_steps = 150
+
+    def instruction(self) -> str:
+        """Describe the goal."""
+        return 'insert the red peg into the square hole'
+
+    def _build(self) -> None:
+        """Create the peg and the static four-wall socket around the hole."""
+        self.peg = self.box([PEG_HALF, PEG_HALF, PEG_HALF_HEIGHT], RED, PEG_MASS)
+        self.socket = self._socket()
+        self.bodies.append(self.peg)
+        self.hole = np.zeros(3)
+        self.hole_yaw = 0.0
+
+    def _socket(self) -> int:
+        """Return a static body made of four walls enclosing the hole."""
+        offset = HOLE_HALF + WALL_THICKNESS / 2
+        length = HOLE_HALF + WALL_THICKNESS
+        halves = [[WALL_THICKNESS / 2, length, WALL_HEIGHT / 2]] * 2
+        halves += [[length, WALL_THICKNESS / 2, WALL_HEIGHT / 2]] * 2
+        centres = [[offset, 0, 0], [-offset, 0, 0], [0, offset, 0], [0, -offset, 0]]
+        kw = {'shapeTypes': [pb.GEOM_BOX] * 4, 'halfExtents': halves,
+              'physicsClientId': self.client}
+        col = pb.createCollisionShapeArray(collisionFramePositions=centres, **kw)
+        vis = pb.createVisualShapeArray(visualFramePositions=centres,
+                                        rgbaColors=[YELLOW] * 4, **kw)
+        uid = pb.createMultiBody(0, col, vis, (0, 0, -1), physicsClientId=self.client)
+        pb.changeDynamics(uid, -1, lateralFriction=OBJECT_FRICTION, restitution=0.0,
+                          physicsClientId=self.client)
+        return uid
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Place peg (upright) and socket at random positions and headings."""
+        peg_xy, hole_xy = sample_positions(rng, 2, 0.15)
+        self.place(self.peg, (peg_xy[0], peg_xy[1], PEG_HALF_HEIGHT), rng.uniform(-np.pi, np.pi))
+        self.hole = np.array([hole_xy[0], hole_xy[1], WALL_HEIGHT])
+        self.hole_yaw = float(rng.uniform(-np.pi / 4, np.pi / 4))
+        self.place(self.socket, (hole_xy[0], hole_xy[1], WALL_HEIGHT / 2), self.hole_yaw)
+
+    def success(self) -> bool:
+        """Return whether the peg bottom is deep enough in the hole and centred."""
+        pos = self.pose(self.peg)[0]
+        bottom = pos[2] - PEG_HALF_HEIGHT
+        return bool(bottom < WALL_HEIGHT - INSERT_DEPTH
+                    and np.linalg.norm(pos[:2] - self.hole[:2]) < CENTER_TOLERANCE)
+
+    def privileged_state(self) -> dict[str, np.ndarray]:
+        """Return the peg pose and the hole's top-centre position and orientation."""
+        pos, orn = self.pose(self.peg)
+        hole_orn = np.array(pb.getQuaternionFromEuler((0.0, 0.0, self.hole_yaw)))
+        return {'peg_position': pos, 'peg_orientation': orn,
+                'hole_position': self.hole.copy(), 'hole_orientation': hole_orn}
