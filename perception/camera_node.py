@@ -298,8 +298,10 @@ def main(args: Optional[list[str]] = None) -> None:
     rclpy.init(args=args)
     node = None
     try:
-        node = CameraNode()
+        # The executor exists before the node logs that it is up, so a Ctrl-C
+        # right after that line never lands inside the executor's constructor.
         executor = MultiThreadedExecutor()
+        node = CameraNode()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

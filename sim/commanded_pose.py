@@ -23,7 +23,7 @@ class CommandedPose:
 
     def __init__(self, workspace: Workspace = Workspace(), max_delta: float = 0.05,
                  max_rot_delta: float = 0.2):
-        """Start with no target; call :meth:`set` at every episode start."""
+        """Start with no target; call :meth:`set_target` at every episode start."""
         self.workspace = workspace
         self.max_delta = max_delta
         self.max_rot_delta = max_rot_delta
@@ -31,7 +31,7 @@ class CommandedPose:
         self.orientation = np.array([0.0, 0.0, 0.0, 1.0])
         self.clamped = False
 
-    def set(self, position: Iterable[float], orientation_xyzw: Iterable[float]) -> bool:
+    def set_target(self, position: Iterable[float], orientation_xyzw: Iterable[float]) -> bool:
         """Validate, clamp and store a target; return whether it was clamped."""
         orn = np.asarray(orientation_xyzw, dtype=np.float64)
         norm = math.sqrt(orn @ orn) if orn.shape == (4,) else float('nan')
@@ -57,4 +57,4 @@ class CommandedPose:
         base, orn = self.reference(measured_position)
         step = np.minimum(np.maximum(delta[:3], -self.max_delta), self.max_delta)
         rpy = np.minimum(np.maximum(delta[3:6], -self.max_rot_delta), self.max_rot_delta)
-        return self.set(base + step, quat_multiply(quat_from_euler(rpy), orn))
+        return self.set_target(base + step, quat_multiply(quat_from_euler(rpy), orn))

@@ -11,9 +11,9 @@ Action layout (physical units, ``SimConfig.action_mode``):
 * ``'absolute'``: 8 floats ``[x, y, z, qx, qy, qz, qw, gripper]``: a TCP pose
   in the world frame (the quaternion is normalised) and the opening fraction.
 
-Deltas accumulate on the commanded target, which is kept within ``commanded_pose.MAX_LEAD``
-of the measured TCP so that blocked motions do not wind up. Every target is
-clamped into the robot's ``Workspace`` (``info['clamped']`` reports it).
+Deltas accumulate on the commanded target (``commanded_pose.CommandedPose``), kept
+within ``MAX_LEAD`` of the measured TCP so that blocked motions do not wind up. Every
+target is clamped into the robot's ``Workspace`` (``info['clamped']`` reports it).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import numpy as np
 import pybullet as pb
 
 from .cameras import Camera, CameraFrame, CameraScheduler
+from .commanded_pose import CommandedPose
 from .config import SimConfig
 from .randomization import Randomizer
-from .commanded_pose import CommandedPose
 from .robot import MAX_GRIPPER_WIDTH, PandaRobot, RobotState, Workspace
 from .tasks import make_task, Task
 from .tasks.base import create_box
@@ -103,7 +103,7 @@ class TabletopSim:
         self.randomizer.apply(np.random.default_rng(visual_seq), self.task.bodies,
                               list(self.cameras.values()))
         state = self.robot.state()
-        self.commanded.set(state.ee_position, state.ee_orientation)
+        self.commanded.set_target(state.ee_position, state.ee_orientation)
         self.gripper = 1.0
         self.step_count = 0
         self.clamped = False
@@ -172,7 +172,7 @@ class TabletopSim:
         """Command a TCP pose and gripper opening; return whether it was clamped."""
         if not math.isfinite(gripper_open_fraction):
             raise ValueError('gripper_open_fraction must be finite')
-        self.clamped = self.commanded.set(position, orientation_xyzw)
+        self.clamped = self.commanded.set_target(position, orientation_xyzw)
         self._send(gripper_open_fraction)
         return self.clamped
 

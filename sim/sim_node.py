@@ -470,15 +470,16 @@ class SimNode(Node):
 def main(args: Optional[list[str]] = None) -> int:
     """Run the sim node until Ctrl-C; exit 1 with a message on invalid parameters."""
     rclpy.init(args=args)
+    # Made before the node announces itself, so an early Ctrl-C lands in the try below.
+    executor = MultiThreadedExecutor()
     try:
         node = SimNode()
     except ValueError as error:
         print(f'sim_node: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
     try:
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

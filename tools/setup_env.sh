@@ -40,7 +40,7 @@ fi
 echo "setup: creating $VENV with $PYTHON ($inputs changed)"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv $VENV_ARGS "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${PIP[@]}" install --upgrade pip==25.3 setuptools==80.9.0 wheel 2>&1 | grep -v '^WARNING: Location' || true
+"${PIP[@]}" install --upgrade pip==25.3 setuptools==79.0.1 wheel 2>&1 | grep -v '^WARNING: Location' || true
 req=(-r requirements.txt)
 [ -z "${ROS_DISTRO:-}" ] && req+=(-r requirements-ros.txt)
 "${PIP[@]}" install "${req[@]}" 2>&1 | grep -v '^WARNING: Location' || true

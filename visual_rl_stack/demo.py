@@ -50,7 +50,8 @@ def _wait_until_recording(runner: GraphRunner, recorder: BagRecorderNode, wanted
         if (wanted & published) <= recorder.recorded_topics:
             return
         time.sleep(0.05)
-    raise TimeoutError(f'recorder did not subscribe to {sorted(wanted - recorder.recorded_topics)}')
+    missing = sorted(wanted - recorder.recorded_topics)
+    raise TimeoutError(f'recorder did not subscribe to {missing}')
 
 
 def _record_episode(runner: GraphRunner, client: LockstepClient, task: str, seed: int,
@@ -139,7 +140,8 @@ def _markdown(report: dict[str, Any]) -> str:
     for task, row in report['tasks'].items():
         lines.append(f'| {task} | {row["episodes"]} | {row["success_rate"]:.0%} | '
                      f'{row["ros_steps_per_s"]:.1f} |')
-    lines += ['', '| task | seed | success | steps | bag | messages |', '|---|---|---|---|---|---|']
+    lines += ['', '| task | seed | success | steps | bag | messages |',
+              '|---|---|---|---|---|---|']
     for row in report['episodes']:
         lines.append(f'| {row["task"]} | {row["seed"]} | {row["success"]} | {row["steps"]} | '
                      f'`{row["bag"]}` | {row["bag_messages"]} |')

@@ -92,8 +92,8 @@ def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
     try:
         policy = POLICY_FACTORIES[policy_name](task, config.action_mode, seed_start)
         seeds = range(seed_start, seed_start + episodes)
-        results = [run_episode(sim, policy, seed)
-                   for seed in tqdm(seeds, desc=f'eval {task}/{policy_name}', disable=not progress)]
+        bar = tqdm(seeds, desc=f'eval {task}/{policy_name}', disable=not progress)
+        results = [run_episode(sim, policy, seed) for seed in bar]
     finally:
         sim.close()
     successes = sum(r.success for r in results)

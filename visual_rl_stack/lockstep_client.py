@@ -128,7 +128,7 @@ class LockstepClient(Node):
                            multiview=self._latest.get(topics.MULTIVIEW_IMAGE))
 
     def reset(self, task: Optional[str] = None, seed: Optional[int] = None) -> Observation:
-        """Set ``task``/``seed`` on the sim node (atomically), reset it and return the first obs."""
+        """Set ``task``/``seed`` on the sim node atomically, reset it, return the first obs."""
         params = []
         if task is not None:
             params.append(Parameter(name='task', value=ParameterValue(

@@ -46,7 +46,7 @@ def run_ros_episode(client: LockstepClient, task: str, seed: int, action_mode: s
     from .sim.tasks import make_task
     obs = client.reset(task=task, seed=seed)
     view = TopicSimView(CommandedPose())
-    view.commanded.set(obs.robot.ee_position, obs.robot.ee_orientation)
+    view.commanded.set_target(obs.robot.ee_position, obs.robot.ee_orientation)
     expert = make_expert(task, action_mode, noise=0.0, rng=np.random.default_rng(seed))
     expert.reset()
     limit = max_steps or make_task(task).max_episode_steps
@@ -57,7 +57,7 @@ def run_ros_episode(client: LockstepClient, task: str, seed: int, action_mode: s
         if action_mode == 'delta':
             view.commanded.apply_delta(action[:6], obs.robot.ee_position)
         else:
-            view.commanded.set(action[:3], action[3:7])
+            view.commanded.set_target(action[:3], action[3:7])
         obs = client.step(action, action_mode)
         steps += 1
         total += obs.reward
