@@ -28,16 +28,14 @@ from std_srvs.srv import Trigger
 
 from visual_rl_stack import topics
 from visual_rl_stack.bringup import shutdown_executor
-from visual_rl_stack.msg_conversions import (array_to_image, make_camera_info, make_joint_state,
-                                             make_labelled_array, make_pose_stamped,
-                                             pose_to_arrays, stamp_from_seconds)
+from visual_rl_stack.msg_conversions import pose_to_arrays, stamp_from_seconds
 from visual_rl_stack.node_params import declare_params, ParamSpec
 
-from .cameras import CameraFrame
 from .config import (BACKGROUNDS, default_cameras, RandomizationConfig, SimConfig, TASK_NAMES)
 from .robot import (MAX_GRIPPER_WIDTH, quat_conjugate, quat_from_rotvec, quat_multiply,
                     quat_to_euler, Workspace)
 from .scene import StepResult, TabletopSim
+from .step_messages import observation_messages
 
 CAMERA_NAMES = tuple(spec.name for spec in default_cameras())
 MAX_SEED = 2**31 - 1
@@ -99,21 +97,6 @@ def sim_config_from_params(values: dict[str, Any]) -> SimConfig:
     return SimConfig(task=values['task'], control_hz=values['control_hz'],
                      physics_hz=values['physics_hz'], action_mode=values['action_mode'],
                      cameras=cameras, randomization=randomization, gui=values['gui'])
-
-
-def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """Return the xyzw quaternion of a 3x3 rotation matrix (Shepperd's method)."""
-    trace = R[0, 0] + R[1, 1] + R[2, 2]
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4]
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
-        q = [0.0, 0.0, 0.0, (R[k, j] - R[j, k]) / s]
-        q[i], q[j], q[k] = s / 4, (R[j, i] + R[i, j]) / s, (R[k, i] + R[i, k]) / s
-    return np.asarray(q) / np.linalg.norm(q)
 
 
 @dataclass(frozen=True)
@@ -293,20 +276,25 @@ class SimNode(Node):
         """Create publishers, subscriptions and services."""
         reliable, sensor = topics.RELIABLE_QOS, topics.SENSOR_QOS
         pub = self.create_publisher
-        self.clock_pub = pub(ClockMsg, topics.CLOCK, reliable)
-        self.joint_pub = pub(JointState, topics.JOINT_STATES, reliable)
-        self.ee_pub = pub(PoseStamped, topics.EE_POSE, reliable)
         self.instruction_pub = pub(String, topics.TASK_INSTRUCTION, topics.LATCHED_QOS)
-        self.success_pub = pub(Bool, topics.TASK_SUCCESS, reliable)
-        self.reward_pub = pub(Float32, topics.TASK_REWARD, reliable)
-        self.state_pub = pub(Float32MultiArray, topics.TASK_STATE, reliable)
         self.diag_pub = pub(DiagnosticArray, topics.DIAGNOSTICS, reliable)
-        self.camera_pubs = {
-            name: (pub(Image, topics.color_topic(name), sensor),
-                   pub(CameraInfo, topics.camera_info_topic(name), sensor),
-                   pub(Image, topics.depth_topic(name), sensor),
-                   pub(PoseStamped, topics.camera_pose_topic(name), reliable))
-            for name in cameras}
+        #: topic -> publisher of everything step_messages.observation_messages yields.
+        self.step_pubs = {
+            topics.CLOCK: pub(ClockMsg, topics.CLOCK, reliable),
+            topics.JOINT_STATES: pub(JointState, topics.JOINT_STATES, reliable),
+            topics.EE_POSE: pub(PoseStamped, topics.EE_POSE, reliable),
+            topics.TASK_SUCCESS: pub(Bool, topics.TASK_SUCCESS, reliable),
+            topics.TASK_REWARD: pub(Float32, topics.TASK_REWARD, reliable),
+            topics.TASK_STATE: pub(Float32MultiArray, topics.TASK_STATE, reliable),
+        }
+        for name in cameras:
+            self.step_pubs.update({
+                topics.color_topic(name): pub(Image, topics.color_topic(name), sensor),
+                topics.camera_info_topic(name): pub(CameraInfo, topics.camera_info_topic(name),
+                                                    sensor),
+                topics.depth_topic(name): pub(Image, topics.depth_topic(name), sensor),
+                topics.camera_pose_topic(name): pub(PoseStamped, topics.camera_pose_topic(name),
+                                                    reliable)})
         self.create_subscription(PoseStamped, topics.ARM_TARGET_POSE, self._on_target, reliable)
         self.create_subscription(TwistStamped, topics.ARM_DELTA_TWIST, self._on_twist, reliable)
         self.create_subscription(Float64, topics.GRIPPER_COMMAND, self._on_gripper, reliable)
@@ -415,33 +403,13 @@ class SimNode(Node):
 
     def _publish(self) -> None:
         """Publish every output of the current step, all with one stamp."""
-        now = self.now
-        stamp = stamp_from_seconds(now)
-        self.clock_pub.publish(ClockMsg(clock=stamp))
-        for name, frame in self.sim.render(self.sim.scheduler.due(self.sim.sim_time)).items():
-            self._publish_camera(frame, self.camera_pubs[name], stamp)
-        state = self.sim.robot_state()
-        self.joint_pub.publish(make_joint_state(
-            state.joint_names, state.joint_positions, state.joint_velocities,
-            np.zeros(len(state.joint_names)), stamp))
-        self.ee_pub.publish(make_pose_stamped(state.ee_position, state.ee_orientation, stamp,
-                                              topics.WORLD_FRAME))
-        success = self.sim.success()
-        self.success_pub.publish(Bool(data=success))
-        self.reward_pub.publish(Float32(data=1.0 if success else 0.0))
-        self.state_pub.publish(make_labelled_array(self.sim.task_state()))
+        stamp = stamp_from_seconds(self.now)
+        success = False
+        for topic, msg in observation_messages(self.sim, stamp):
+            self.step_pubs[topic].publish(msg)
+            if topic == topics.TASK_SUCCESS:
+                success = msg.data
         self._publish_diagnostics(stamp, success)
-
-    def _publish_camera(self, frame: CameraFrame, pubs: tuple, stamp: Any) -> None:
-        """Publish colour, intrinsics, depth and optical-frame pose of one view."""
-        color_pub, info_pub, depth_pub, pose_pub = pubs
-        color_pub.publish(array_to_image(frame.rgb, 'rgb8', stamp, frame.frame_id))
-        info_pub.publish(make_camera_info(frame.K, frame.width, frame.height, stamp,
-                                          frame.frame_id))
-        depth_pub.publish(array_to_image(frame.depth, '32FC1', stamp, frame.frame_id))
-        T = frame.T_world_camera
-        pose_pub.publish(make_pose_stamped(T[:3, 3], matrix_to_quaternion(T[:3, :3]), stamp,
-                                           topics.WORLD_FRAME))
 
     def _publish_diagnostics(self, stamp: Any, success: bool) -> None:
         """Publish the command issues since the last step (OK when there were none)."""

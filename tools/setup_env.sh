@@ -32,8 +32,8 @@ else
 fi
 
 stamp="$VENV/.setup-stamp"
-inputs="requirements.txt requirements-ros.txt setup.py setup.cfg package.xml ${ROS_DISTRO:-no-ros}"
-want=$(cat requirements.txt requirements-ros.txt setup.py setup.cfg package.xml | sha1sum | cut -c1-16)-${ROS_DISTRO:-wheels}
+inputs="requirements, setup files or ROS_DISTRO=${ROS_DISTRO:-unset}"
+want=$(cat requirements.txt requirements-ros.txt setup.py setup.cfg package.xml "$0" | sha1sum | cut -c1-16)-${ROS_DISTRO:-wheels}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

@@ -15,31 +15,24 @@ import json
 import os
 from pathlib import Path
 import sys
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import TwistStamped
 import numpy as np
-from rosgraph_msgs.msg import Clock
-from std_msgs.msg import Bool, Float32, Float64, String
+from std_msgs.msg import String
 from tqdm import tqdm
 
 from . import topics
 from .bags import INDEX_FILE, ros_type_name, serialize
-from .msg_conversions import (array_to_image, make_camera_info, make_joint_state,
-                              make_labelled_array, make_pose_stamped, stamp_from_seconds)
+from .msg_conversions import stamp_from_seconds
 from .recorder import BagRecorder, DEFAULT_VIEWS
-from .sim.cameras import CameraFrame
 from .sim.config import default_cameras, SimConfig
 from .sim.experts import make_expert
-from .sim.robot import MAX_GRIPPER_WIDTH
 from .sim.scene import TabletopSim
-from .sim.sim_node import matrix_to_quaternion
+from .sim.step_messages import command_messages, Messages, observation_messages
 
 #: Version of the index.json layout.
 INDEX_FORMAT = 1
-
-Messages = Iterator[tuple[str, Any]]
 
 
 def episode_name(task: str, seed: int) -> str:
@@ -50,59 +43,6 @@ def episode_name(task: str, seed: int) -> str:
 def stamp_nanoseconds(stamp: Time) -> int:
     """Return a ``builtin_interfaces/Time`` as integer nanoseconds (a bag log time)."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec
-
-
-def camera_messages(frame: CameraFrame, stamp: Time) -> Messages:
-    """Yield (topic, message) for one rendered view: colour, intrinsics, depth, pose."""
-    yield topics.color_topic(frame.name), array_to_image(frame.rgb, 'rgb8', stamp,
-                                                         frame.frame_id)
-    yield topics.camera_info_topic(frame.name), make_camera_info(
-        frame.K, frame.width, frame.height, stamp, frame.frame_id)
-    yield topics.depth_topic(frame.name), array_to_image(frame.depth, '32FC1', stamp,
-                                                         frame.frame_id)
-    T = frame.T_world_camera
-    yield topics.camera_pose_topic(frame.name), make_pose_stamped(
-        T[:3, 3], matrix_to_quaternion(T[:3, :3]), stamp, topics.WORLD_FRAME)
-
-
-def observation_messages(sim: TabletopSim, stamp: Time) -> Messages:
-    """Yield (topic, message) for everything the sim graph publishes at one step."""
-    yield topics.CLOCK, Clock(clock=stamp)
-    for frame in sim.render(sim.scheduler.due(sim.sim_time)).values():
-        yield from camera_messages(frame, stamp)
-    state = sim.robot_state()
-    yield topics.JOINT_STATES, make_joint_state(
-        state.joint_names, state.joint_positions, state.joint_velocities,
-        np.zeros(len(state.joint_names)), stamp)
-    yield topics.EE_POSE, make_pose_stamped(state.ee_position, state.ee_orientation, stamp,
-                                            topics.WORLD_FRAME)
-    success = sim.success()
-    yield topics.TASK_SUCCESS, Bool(data=success)
-    yield topics.TASK_REWARD, Float32(data=1.0 if success else 0.0)
-    yield topics.TASK_STATE, make_labelled_array(sim.task_state())
-
-
-def command_messages(action: np.ndarray, action_mode: str, control_hz: float,
-                     stamp: Time) -> Messages:
-    """
-    Yield the command messages that make the sim graph execute ``action``.
-
-    Delta actions become a twist held for one control period (twist = delta *
-    control_hz); absolute actions a target pose. The gripper fraction becomes
-    an opening width in metres.
-    """
-    if action_mode == 'delta':
-        twist = TwistStamped()
-        twist.header.stamp = stamp
-        twist.header.frame_id = topics.WORLD_FRAME
-        rate = np.asarray(action[:6], dtype=float) * control_hz
-        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = rate[:3]
-        twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = rate[3:]
-        yield topics.ARM_DELTA_TWIST, twist
-    else:
-        yield topics.ARM_TARGET_POSE, make_pose_stamped(action[:3], action[3:7], stamp,
-                                                        topics.WORLD_FRAME)
-    yield topics.GRIPPER_COMMAND, Float64(data=float(action[-1]) * MAX_GRIPPER_WIDTH)
 
 
 def write_messages(recorder: BagRecorder, messages: Messages, stamp: Time) -> None:

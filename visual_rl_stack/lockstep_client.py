@@ -23,9 +23,9 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import Trigger
 
 from . import topics
-from .msg_conversions import (labelled_array_to_dict, make_pose_stamped, pose_to_arrays,
-                              stamp_to_seconds)
+from .msg_conversions import labelled_array_to_dict, pose_to_arrays, stamp_to_seconds
 from .sim.robot import MAX_GRIPPER_WIDTH, RobotState
+from .sim.step_messages import command_messages
 
 
 @dataclass
@@ -63,9 +63,12 @@ class LockstepClient(Node):
         if want_multiview:
             self.create_subscription(Image, topics.MULTIVIEW_IMAGE,
                                      self._keeper(topics.MULTIVIEW_IMAGE), topics.SENSOR_QOS)
-        self.twist_pub = self.create_publisher(TwistStamped, topics.ARM_DELTA_TWIST, qos)
-        self.pose_pub = self.create_publisher(PoseStamped, topics.ARM_TARGET_POSE, qos)
-        self.gripper_pub = self.create_publisher(Float64, topics.GRIPPER_COMMAND, qos)
+        self.command_pubs = {
+            topics.ARM_DELTA_TWIST: self.create_publisher(TwistStamped, topics.ARM_DELTA_TWIST,
+                                                          qos),
+            topics.ARM_TARGET_POSE: self.create_publisher(PoseStamped, topics.ARM_TARGET_POSE,
+                                                          qos),
+            topics.GRIPPER_COMMAND: self.create_publisher(Float64, topics.GRIPPER_COMMAND, qos)}
         self.reset_client = self.create_client(Trigger, topics.SIM_RESET)
         self.step_client = self.create_client(Trigger, topics.SIM_STEP)
         self.param_client = self.create_client(
@@ -157,23 +160,14 @@ class LockstepClient(Node):
         acknowledged them means the sim node holds the commands before the
         ``/sim/step`` request that uses them is even sent.
         """
-        action = np.asarray(action, dtype=float)
-        header_stamp = self._latest[topics.JOINT_STATES].header.stamp
-        self.gripper_pub.publish(Float64(data=float(action[-1]) * MAX_GRIPPER_WIDTH))
-        if action_mode == 'delta':
-            msg = TwistStamped()
-            msg.header.stamp = header_stamp
-            msg.header.frame_id = topics.WORLD_FRAME
-            rate = self.control_hz
-            lin, ang = msg.twist.linear, msg.twist.angular
-            lin.x, lin.y, lin.z = (float(v * rate) for v in action[0:3])
-            ang.x, ang.y, ang.z = (float(v * rate) for v in action[3:6])
-            self.twist_pub.publish(msg)
-        else:
-            self.pose_pub.publish(make_pose_stamped(action[0:3], action[3:7], header_stamp,
-                                                    topics.WORLD_FRAME))
+        stamp = self._latest[topics.JOINT_STATES].header.stamp
+        sent = []
+        for topic, msg in command_messages(np.asarray(action, dtype=float), action_mode,
+                                           self.control_hz, stamp):
+            self.command_pubs[topic].publish(msg)
+            sent.append(self.command_pubs[topic])
         ack_timeout = Duration(seconds=self.timeout)
-        for publisher in (self.gripper_pub, self.twist_pub, self.pose_pub):
+        for publisher in sent:
             if not publisher.wait_for_all_acked(ack_timeout):
                 raise TimeoutError(f'lockstep client: {publisher.topic_name} not acknowledged')
 

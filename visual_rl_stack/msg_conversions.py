@@ -146,6 +146,21 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
     return T
 
 
+def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
+    """Return the xyzw quaternion of a 3x3 rotation matrix (Shepperd's method)."""
+    trace = R[0, 0] + R[1, 1] + R[2, 2]
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4]
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
+        q = [0.0, 0.0, 0.0, (R[k, j] - R[j, k]) / s]
+        q[i], q[j], q[k] = s / 4, (R[j, i] + R[i, j]) / s, (R[k, i] + R[i, k]) / s
+    return np.asarray(q) / np.linalg.norm(q)
+
+
 def make_joint_state(names: Sequence[str], positions: Sequence[float],
                      velocities: Sequence[float], efforts: Sequence[float],
                      stamp: Time) -> JointState:
