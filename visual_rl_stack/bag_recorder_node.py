@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from .bags import is_known_type, message_class
+from .bags import BagError, is_known_type, message_class
 from .node_params import declare_params, ParamSpec
 from .recorder import BagRecorder, sim_graph_topics
 
@@ -98,8 +98,12 @@ class BagRecorderNode(Node):
 
     def _store(self, topic: str, msgtype: str, data: bytes) -> None:
         """Write one raw message, logged at the node's clock (sim time with use_sim_time)."""
-        if not self.recorder.closed:
+        try:
             self.recorder.write(topic, msgtype, data, self.get_clock().now().nanoseconds)
+        except BagError:
+            # A message racing close() on another executor thread is dropped quietly.
+            if not self.recorder.closed:
+                raise
 
 
 def matching_qos(publishers: list) -> QoSProfile:
