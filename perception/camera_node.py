@@ -18,7 +18,6 @@ from geometry_msgs.msg import PoseStamped
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -140,13 +139,18 @@ class CameraNode(Node):
                 msg_type, topic = STREAMS[stream]
                 self.create_subscription(msg_type, topic(camera),
                                          partial(self._on_message, camera, stream), SENSOR_QOS)
+        self._cloud_worker: Optional[threading.Thread] = None
         if self._publish_points:
             self._points_pub = self.create_publisher(PointCloud2, POINTS, SENSOR_QOS)
             self._cloud_job: Optional[tuple[Any, list]] = None
-            self._cloud_lock = threading.Lock()
-            # Own group: a MultiThreadedExecutor fuses clouds while messages keep coming.
-            self._cloud_trigger = self.create_guard_condition(
-                self._on_cloud_job, MutuallyExclusiveCallbackGroup())
+            self._cloud_stop = False
+            self._cloud_ready = threading.Condition()
+            # A thread of the node's own, not an executor callback: the cloud then never takes
+            # an executor thread (nor the only one) away from the tiled image, whatever executor
+            # spins the node. It takes the latest queued views only, so it may lag, never queue.
+            self._cloud_worker = threading.Thread(target=self._cloud_loop, daemon=True,
+                                                  name=f'{NODE_NAME}_cloud')
+            self._cloud_worker.start()
         self.create_timer(params['diagnostic_period'], self._publish_status,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
@@ -208,9 +212,9 @@ class CameraNode(Node):
         self._image_pub.publish(array_to_image(tiled, 'rgb8', stamp, MULTIVIEW_FRAME))
         self._published['sets'] += 1
         if posed:
-            with self._cloud_lock:
+            with self._cloud_ready:
                 self._cloud_job = (stamp, posed)
-            self._cloud_trigger.trigger()
+                self._cloud_ready.notify()
 
     def _camera_pose(self, camera: str, synced: SyncedSet) -> np.ndarray:
         """Return the camera's optical frame in the world frame (4x4)."""
@@ -223,21 +227,57 @@ class CameraNode(Node):
                                 {'frame_id': msg.header.frame_id})
         return pose_to_matrix(msg.pose)
 
-    def _on_cloud_job(self) -> None:
-        """Fuse the latest queued views into a cloud (older queued jobs are skipped)."""
-        with self._cloud_lock:
-            job, self._cloud_job = self._cloud_job, None
-        if job is None:
-            return
-        stamp, posed = job
+    def _cloud_loop(self) -> None:
+        """
+        Fuse and publish the latest queued views until the node is destroyed.
+
+        After each cloud the thread rests as long as the cloud took (at most
+        half of one core for clouds): the tiled image path then always finds
+        free CPU time, and the cloud rate adapts to what the machine can spare.
+        """
+        while True:
+            with self._cloud_ready:
+                self._cloud_ready.wait_for(lambda: self._cloud_stop or self._cloud_job is not None)
+                if self._cloud_stop:
+                    return
+                job, self._cloud_job = self._cloud_job, None
+            started = time.monotonic()
+            self._publish_cloud(*job)
+            with self._cloud_ready:
+                self._cloud_ready.wait_for(lambda: self._cloud_stop,
+                                           time.monotonic() - started)
+
+    def _publish_cloud(self, stamp: Any, posed: list) -> None:
+        """Fuse (frame, pose) views into a cloud and publish it. Never raises."""
         try:
             points, colors = fuse_views(posed, self._cloud_settings)
-            self._points_pub.publish(to_point_cloud2(points, colors, stamp, WORLD_FRAME))
-            self._published['clouds'] += 1
-        except Exception as exc:  # the callback boundary: keep serving the next frame
-            self._rejected['cloud'] += 1
-            self._report(POINTS, DiagnosticStatus.ERROR,
-                         f'point cloud dropped: {type(exc).__name__}: {exc}', {})
+            msg, error = to_point_cloud2(points, colors, stamp, WORLD_FRAME), None
+        except Exception as exc:  # the thread boundary: keep serving the next frame
+            msg, error = None, exc
+        with self._cloud_ready:  # destroy_node() waits for this block
+            if self._cloud_stop or not self.context.ok():  # shutting down: nothing to say
+                return
+            try:
+                if error is not None:
+                    raise error
+                self._points_pub.publish(msg)
+                self._published['clouds'] += 1
+            except Exception as exc:
+                self._rejected['cloud'] += 1
+                self._report(POINTS, DiagnosticStatus.ERROR,
+                             f'point cloud dropped: {type(exc).__name__}: {exc}', {})
+
+    def destroy_node(self) -> None:
+        """Stop the cloud thread (it finishes the cloud in hand, unpublished), then the node."""
+        worker = getattr(self, '_cloud_worker', None)
+        if worker is not None:
+            with self._cloud_ready:
+                self._cloud_stop = True
+                self._cloud_ready.notify_all()
+            if worker is not threading.current_thread():
+                worker.join()
+            self._cloud_worker = None
+        super().destroy_node()
 
     def _report_dropped_set(self, dropped: DroppedSet) -> None:
         """Say which views a given-up set lacked."""

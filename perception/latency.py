@@ -122,7 +122,8 @@ def measure_multiview_latency(context: Optional[Context] = None, frames: int = 2
     ``context`` (an initialised rclpy context; None: a private one, shut down
     after), spins them on a MultiThreadedExecutor, and sends ``frames``
     frames one at a time. Returns median, p99 and mean in ms, and how many
-    frames came back.
+    frames came back; ``points_*`` the same for the clouds (which may skip
+    frames) from publishing a frame to its cloud arriving.
     """
     if context is None:
         context = Context()
@@ -143,7 +144,7 @@ def measure_multiview_latency(context: Optional[Context] = None, frames: int = 2
     executor = MultiThreadedExecutor(context=context)
     executor.add_node(camera)
     executor.add_node(probe)
-    delays = []
+    delays, sent_at = [], []
     try:
         with _spinning(executor):
             arrivals.wait(lambda: rig.connected() and image_sub.get_publisher_count() > 0,
@@ -155,19 +156,32 @@ def measure_multiview_latency(context: Optional[Context] = None, frames: int = 2
                 sent = time.perf_counter()
                 rig.publish(messages)
                 received = arrivals.wait_for('image', stamp, 1.0)
-                if received is not None and index >= warmup:
-                    delays.append(received - sent)
+                if index >= warmup:
+                    sent_at.append((stamp, sent))
+                    if received is not None:
+                        delays.append(received - sent)
             # Let the last cloud finish, so no callback runs while the nodes go away.
             arrivals.wait_for('points', stamp, 2.0)
     finally:
         camera.destroy_node()
         probe.destroy_node()
+    # Clouds may lag and skip frames (the node fuses the latest views only): their delay is
+    # from publishing a frame to its cloud arriving, over the frames that got one.
+    cloud_delays = [arrived - sent for arrived, sent in
+                    ((arrivals.arrival('points', stamp), sent) for stamp, sent in sent_at)
+                    if arrived is not None]
+    return {**_summary(delays), 'frames': frames, 'received': len(delays),
+            **{f'points_{key}': value for key, value in _summary(cloud_delays).items()},
+            'points_received': len(cloud_delays), 'views': list(views),
+            'width': width, 'height': height}
+
+
+def _summary(delays: Sequence[float]) -> dict:
+    """Median, p99 and mean (ms) of delays in seconds; NaN when there are none."""
     ms = np.asarray(delays) * 1e3
     return {'median_ms': float(np.median(ms)) if len(ms) else float('nan'),
             'p99_ms': float(np.percentile(ms, 99)) if len(ms) else float('nan'),
-            'mean_ms': float(ms.mean()) if len(ms) else float('nan'),
-            'frames': frames, 'received': len(delays), 'views': list(views),
-            'width': width, 'height': height}
+            'mean_ms': float(ms.mean()) if len(ms) else float('nan')}
 
 
 class _Arrivals:
@@ -185,6 +199,11 @@ class _Arrivals:
                 self._times[(kind, stamp.sec, stamp.nanosec)] = time.perf_counter()
                 self._changed.notify_all()
         return record
+
+    def arrival(self, kind: str, stamp: Time) -> Optional[float]:
+        """Return the arrival time of the ``kind`` message stamped ``stamp``, None if none came."""
+        with self._changed:
+            return self._times.get((kind, stamp.sec, stamp.nanosec))
 
     def wait_for(self, kind: str, stamp: Time, timeout: float) -> Optional[float]:
         """Return the arrival time of the ``kind`` message stamped ``stamp``, None on timeout."""
