@@ -38,7 +38,7 @@ class CommandedPose:
         if not math.isfinite(norm) or norm < 1e-6:
             raise ValueError(f'orientation must be a non-zero finite quaternion, got {orn}')
         pos = np.asarray(position, dtype=np.float64)
-        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
+        if pos.shape != (3,) or not np.isfinite(pos).all():
             raise ValueError(f'position must be 3 finite values, got {pos}')
         self.position, self.clamped = self.workspace.clamp(pos)
         self.orientation = orn / norm

@@ -99,9 +99,11 @@ class VisualRLEnv(gym.Env):
     def _state_vector(self) -> np.ndarray:
         """Return proprioception followed by the flattened privileged task state."""
         robot = self.sim.robot_state()
-        parts = [robot.ee_position, robot.ee_orientation, [robot.gripper_width],
-                 robot.joint_positions[:7], *self.sim.task_state().values()]
-        return np.concatenate([np.ravel(p) for p in parts]).astype(np.float32)
+        task = [v.reshape(-1) for v in self.sim.task_state().values()]
+        # Cast while concatenating: the same float64 -> float32 rounding as ``astype``.
+        return np.concatenate((robot.ee_position, robot.ee_orientation, (robot.gripper_width,),
+                               robot.joint_positions[:7], *task),
+                              dtype=np.float32, casting='same_kind')
 
     def _observation(self) -> Any:
         """Assemble the observation for the obs mode, rendering only what it needs."""

@@ -1,11 +1,23 @@
 """
 Throughput of the environment against raw PyBullet on the same scene.
 
-The raw baseline builds the scene through ``TabletopSim`` and then bypasses
-it: one ``setJointMotorControlArray`` call, the physics substeps and the same
-``getCameraImage`` calls per control step. The environment number goes through
-``VisualRLEnv.step`` (IK, action checks, task judging, observation). Both hold
-the arm still so that they simulate the same contacts.
+Two raw baselines build the scene through ``TabletopSim`` and then bypass it:
+
+* ``raw_pybullet_steps_per_second``: constant joint targets. One
+  ``setJointMotorControlArray`` call, the physics substeps and the same
+  ``getCameraImage`` calls per control step. No inverse kinematics, so it is a
+  lower bound on the cost of any end-effector-controlled loop.
+* ``raw_pybullet_ik_steps_per_second``: what a hand-written PyBullet loop does
+  for the env's job (hold a TCP pose): per control step one
+  ``calculateInverseKinematics`` call for a fixed TCP target (the env's IK
+  call: same link, limits, ranges and rest pose), one
+  ``setJointMotorControlArray`` call, the substeps and the same renders.
+
+The environment number goes through ``VisualRLEnv.step`` (action checks,
+commanded pose, IK, task judging, observation). All three hold the arm still so
+that they simulate the same contacts. Driving the arm to IK solutions (which
+move slightly from step to step) costs the physics engine more than holding
+the exact current joint angles, so the IK baseline is the like-for-like one.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import pybullet as pb
 
 from .config import SimConfig
 from .gym_env import VisualRLEnv
+from .robot import MAX_GRIPPER_WIDTH
 from .scene import TabletopSim
 
 
@@ -44,6 +57,43 @@ def raw_pybullet_steps_per_second(task: str = 'lift', steps: int = 200,
             pb.setJointMotorControlArray(robot.uid, robot.joint_indices, pb.POSITION_CONTROL,
                                          targetPositions=targets, forces=robot.forces,
                                          physicsClientId=client)
+            for _ in range(sim.config.substeps):
+                pb.stepSimulation(physicsClientId=client)
+            for kwargs in renders:
+                pb.getCameraImage(**kwargs)
+        return steps / (time.perf_counter() - start)
+    finally:
+        sim.close()
+
+
+def raw_pybullet_ik_steps_per_second(task: str = 'lift', steps: int = 200,
+                                     render_views: Sequence[str] = (),
+                                     config: Optional[SimConfig] = None) -> float:
+    """
+    Return control steps per second of a raw PyBullet loop holding a TCP pose by IK.
+
+    The target is the TCP pose after reset and the gripper stays open, as with
+    the env's hold-still action; the IK call is the one ``PandaRobot.command``
+    makes, with nothing added.
+    """
+    sim = TabletopSim(_config(task, render_views, config))
+    try:
+        sim.reset(seed=0)
+        robot, client = sim.robot, sim.client
+        state = robot.state()
+        position, orientation = state.ee_position.tolist(), state.ee_orientation.tolist()
+        half = 0.5 * MAX_GRIPPER_WIDTH
+        renders = [sim.cameras[v].capture_args(sim.camera_mount(v), sim.randomizer.light)
+                   for v in render_views]
+        start = time.perf_counter()
+        for _ in range(steps):
+            q = pb.calculateInverseKinematics(
+                robot.uid, robot.tcp_link, position, orientation, lowerLimits=robot.lower,
+                upperLimits=robot.upper, jointRanges=robot.ranges, restPoses=robot.rest,
+                physicsClientId=client)
+            pb.setJointMotorControlArray(robot.uid, robot.joint_indices, pb.POSITION_CONTROL,
+                                         targetPositions=list(q[:7]) + [half, half],
+                                         forces=robot.forces, physicsClientId=client)
             for _ in range(sim.config.substeps):
                 pb.stepSimulation(physicsClientId=client)
             for kwargs in renders:

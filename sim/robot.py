@@ -47,9 +47,14 @@ class Workspace:
     lo: tuple[float, float, float] = (0.25, -0.4, 0.003)
     hi: tuple[float, float, float] = (0.8, 0.4, 0.55)
 
+    def __post_init__(self) -> None:
+        """Keep array copies of the bounds so that clamping converts nothing per call."""
+        object.__setattr__(self, '_lo', np.array(self.lo, dtype=np.float64))
+        object.__setattr__(self, '_hi', np.array(self.hi, dtype=np.float64))
+
     def clamp(self, position: np.ndarray) -> tuple[np.ndarray, bool]:
         """Return the position clipped into the box and whether it was clipped."""
-        clipped = np.minimum(np.maximum(position, self.lo), self.hi)
+        clipped = np.minimum(np.maximum(position, self._lo), self._hi)
         return clipped, bool((clipped != position).any())
 
 

@@ -99,9 +99,11 @@ class TabletopSim:
         task_seq, visual_seq = np.random.SeedSequence(seed).spawn(2)
         self.robot.reset()
         self.robot.invalidate()
+        self.task.invalidate()
         self.task.reset(np.random.default_rng(task_seq))
         self.randomizer.apply(np.random.default_rng(visual_seq), self.task.bodies,
                               list(self.cameras.values()))
+        self.task.invalidate()
         state = self.robot.state()
         self.commanded.set_target(state.ee_position, state.ee_orientation)
         self.gripper = 1.0
@@ -155,7 +157,7 @@ class TabletopSim:
         if a.shape != (size,):
             raise ValueError(f'{self.config.action_mode} action must have {size} values, '
                              f'got shape {a.shape}')
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             raise ValueError(f'action contains NaN or inf: {a.tolist()}')
         if not delta:
             self.command_pose(a[:3], a[3:7], a[7])
@@ -198,6 +200,7 @@ class TabletopSim:
         for _ in range(self.config.substeps):
             pb.stepSimulation(physicsClientId=self.client)
         self.robot.invalidate()
+        self.task.invalidate()
         self.step_count += 1
 
     def success(self) -> bool:

@@ -27,25 +27,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_sim(task: str, steps: int, views: list[str], size: int) -> dict:
-    """Measure steps per second of raw PyBullet, the env and the lockstep sim node."""
+    """
+    Measure steps per second of raw PyBullet, the env and the lockstep sim node.
+
+    Two raw baselines: constant joint targets (``raw_steps_per_s``) and the same
+    loop with one IK call per step for a fixed TCP target (``raw_ik_steps_per_s``),
+    which is what an end-effector-controlled loop written directly against
+    PyBullet costs; ``env_over_raw_ik`` is the like-for-like ratio.
+    """
     from dataclasses import replace
 
     from .sim.config import default_cameras, SimConfig
     from .sim.node_bench import lockstep_steps_per_second
-    from .sim.raw_bench import env_steps_per_second, raw_pybullet_steps_per_second
+    from .sim.raw_bench import (env_steps_per_second, raw_pybullet_ik_steps_per_second,
+                                raw_pybullet_steps_per_second)
     config = SimConfig(task=task, cameras=tuple(
         replace(c, width=size, height=size) for c in default_cameras() if c.name in views))
     rows = {}
     for label, cams in (('no_render', []), ('render', list(views))):
         raw = raw_pybullet_steps_per_second(task, steps, cams, config)
+        raw_ik = raw_pybullet_ik_steps_per_second(task, steps, cams, config)
         env = env_steps_per_second(task, steps, cams, config)
         node = lockstep_steps_per_second(task, steps, tuple(cams), size, size)
         rows[label] = {
-            'views': cams, 'size': size, 'raw_steps_per_s': raw, 'env_steps_per_s': env,
-            'node_lockstep_steps_per_s': node, 'env_over_raw': env / raw,
+            'views': cams, 'size': size, 'raw_steps_per_s': raw, 'raw_ik_steps_per_s': raw_ik,
+            'env_steps_per_s': env, 'node_lockstep_steps_per_s': node,
+            'env_over_raw': env / raw, 'env_over_raw_ik': env / raw_ik,
             'node_over_raw': node / raw, 'node_over_env': node / env,
         }
-        print(f'sim [{label}] raw {raw:.1f}/s  env {env:.1f}/s ({env / raw:.2f}x raw)  '
+        print(f'sim [{label}] raw {raw:.1f}/s  raw+IK {raw_ik:.1f}/s  env {env:.1f}/s '
+              f'({env / raw:.2f}x raw, {env / raw_ik:.2f}x raw+IK)  '
               f'node {node:.1f}/s ({node / env:.2f}x env)')
     return rows
 

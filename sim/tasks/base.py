@@ -46,6 +46,7 @@ class Task:
         self.client = -1
         self.robot: Optional[PandaRobot] = None
         self.bodies: list[int] = []
+        self._poses: dict[int, tuple] = {}
 
     @property
     def expert(self) -> type:
@@ -62,7 +63,12 @@ class Task:
         self.client = sim.client
         self.robot = sim.robot
         self.bodies = []
+        self._poses = {}
         self._build()
+
+    def invalidate(self) -> None:
+        """Forget cached body poses; the simulator calls this after the physics advanced."""
+        self._poses = {}
 
     def _build(self) -> None:
         """Create the task's bodies; subclasses append the movable ones to ``bodies``."""
@@ -85,12 +91,21 @@ class Task:
         raise NotImplementedError
 
     def pose(self, uid: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return world position and xyzw orientation of a body."""
-        pos, orn = pb.getBasePositionAndOrientation(uid, physicsClientId=self.client)
-        return np.array(pos), np.array(orn)
+        """
+        Return world position and xyzw orientation of a body (fresh arrays).
+
+        PyBullet is asked once per body between physics changes (success checks
+        and the observation read the same poses); ``invalidate`` forgets them.
+        """
+        cached = self._poses.get(uid)
+        if cached is None:
+            cached = self._poses[uid] = pb.getBasePositionAndOrientation(
+                uid, physicsClientId=self.client)
+        return np.array(cached[0]), np.array(cached[1])
 
     def place(self, uid: int, position: Sequence[float], yaw: float = 0.0) -> None:
         """Teleport a body to a pose with the given heading and zero velocity."""
+        self._poses.pop(uid, None)
         orn = pb.getQuaternionFromEuler((0.0, 0.0, yaw))
         pb.resetBasePositionAndOrientation(uid, position, orn, physicsClientId=self.client)
         pb.resetBaseVelocity(uid, (0, 0, 0), (0, 0, 0), physicsClientId=self.client)
