@@ -1,1 +1,1 @@
-"""Diffusion behaviour cloning and residual PPO (ResiP); built in a later issue."""
+"""Diffusion behaviour-cloning base policy for ResiP; residual PPO on top comes later."""
