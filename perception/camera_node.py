@@ -20,7 +20,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -334,13 +334,19 @@ class CameraNode(Node):
 
 
 def main(args: Optional[list[str]] = None) -> None:
-    """Run the camera node on a MultiThreadedExecutor until Ctrl-C; exit 1 on bad parameters."""
+    """
+    Run the camera node until Ctrl-C; exit 1 on bad parameters.
+
+    A SingleThreadedExecutor: the point cloud has a thread of its own, and
+    rclpy's MultiThreadedExecutor wakes up late for ready subscriptions (it
+    added a median ~90 ms from camera to tiled image here, against ~5 ms).
+    """
     rclpy.init(args=args)
     node = None
     try:
         # The executor exists before the node logs that it is up, so a Ctrl-C
         # right after that line never lands inside the executor's constructor.
-        executor = MultiThreadedExecutor()
+        executor = SingleThreadedExecutor()
         node = CameraNode()
         executor.add_node(node)
         executor.spin()

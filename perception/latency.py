@@ -16,7 +16,7 @@ from builtin_interfaces.msg import Time
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import Executor, MultiThreadedExecutor
+from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
@@ -120,7 +120,7 @@ def measure_multiview_latency(context: Optional[Context] = None, frames: int = 2
 
     Starts a camera node (with point clouds on) and a synthetic rig in
     ``context`` (an initialised rclpy context; None: a private one, shut down
-    after), spins them on a MultiThreadedExecutor, and sends ``frames``
+    after), spins them on a SingleThreadedExecutor as ``camera_node`` does, and sends ``frames``
     frames one at a time. Returns median, p99 and mean in ms, and how many
     frames came back; ``points_*`` the same for the clouds (which may skip
     frames) from publishing a frame to its cloud arriving.
@@ -141,7 +141,7 @@ def measure_multiview_latency(context: Optional[Context] = None, frames: int = 2
     image_sub = probe.create_subscription(Image, MULTIVIEW_IMAGE, arrivals.recorder('image'),
                                           SENSOR_QOS)
     probe.create_subscription(PointCloud2, POINTS, arrivals.recorder('points'), SENSOR_QOS)
-    executor = MultiThreadedExecutor(context=context)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(camera)
     executor.add_node(probe)
     delays, sent_at = [], []

@@ -19,7 +19,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -439,7 +439,8 @@ def main(args: Optional[list[str]] = None) -> int:
     """Run the sim node until Ctrl-C; exit 1 with a message on invalid parameters."""
     rclpy.init(args=args)
     # Made before the node announces itself, so an early Ctrl-C lands in the try below.
-    executor = MultiThreadedExecutor()
+    # Single-threaded: ready command subscriptions are handled before a /sim/step request.
+    executor = SingleThreadedExecutor()
     try:
         node = SimNode()
     except ValueError as error:
