@@ -15,7 +15,8 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool, Float32, Float64
 
 from .cameras import CameraFrame
-from .robot import MAX_GRIPPER_WIDTH
+from .robot import (MAX_GRIPPER_WIDTH, quat_from_euler, quat_from_rotvec, quat_to_euler,
+                    quat_to_rotvec)
 from .scene import TabletopSim
 from .. import topics
 from ..msg_conversions import (array_to_image, make_camera_info, make_joint_state,
@@ -54,13 +55,31 @@ def observation_messages(sim: TabletopSim, stamp: Time) -> Messages:
     yield topics.TASK_STATE, make_labelled_array(sim.task_state())
 
 
+def delta_to_twist(delta: np.ndarray, control_hz: float) -> np.ndarray:
+    """
+    Turn a delta action's arm part into a twist ``[vx, vy, vz, wx, wy, wz]``.
+
+    The angular velocity is the rotation vector of the roll/pitch/yaw turn
+    divided by the control period, so a controller that integrates the twist
+    over one period turns exactly as the simulator's delta action does.
+    """
+    turn = quat_to_rotvec(quat_from_euler(np.asarray(delta[3:6], dtype=float)))
+    return np.concatenate([np.asarray(delta[:3], dtype=float), turn]) * control_hz
+
+
+def twist_to_delta(twist: np.ndarray, control_hz: float) -> np.ndarray:
+    """Invert :func:`delta_to_twist`: the delta action's arm part for one control period."""
+    twist = np.asarray(twist, dtype=float) / control_hz
+    return np.concatenate([twist[:3], quat_to_euler(quat_from_rotvec(twist[3:6]))])
+
+
 def command_messages(action: np.ndarray, action_mode: str, control_hz: float,
                      stamp: Time) -> Messages:
     """
     Yield the command messages that make the sim graph execute ``action``.
 
-    Delta actions become a twist held for one control period (twist = delta *
-    control_hz); absolute actions a target pose. The gripper fraction becomes
+    Delta actions become a twist held for one control period (see
+    :func:`delta_to_twist`); absolute actions a target pose. The gripper fraction becomes
     an opening width in metres and is sent first, the arm command last.
     """
     yield topics.GRIPPER_COMMAND, Float64(data=float(action[-1]) * MAX_GRIPPER_WIDTH)
@@ -68,7 +87,7 @@ def command_messages(action: np.ndarray, action_mode: str, control_hz: float,
         twist = TwistStamped()
         twist.header.stamp = stamp
         twist.header.frame_id = topics.WORLD_FRAME
-        rate = np.asarray(action[:6], dtype=float) * control_hz
+        rate = delta_to_twist(action[:6], control_hz)
         twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = rate[:3]
         twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = rate[3:]
         yield topics.ARM_DELTA_TWIST, twist

@@ -28,9 +28,10 @@ from .bags import (bag_topics, BagError, decode, find_bags, INDEX_FILE, is_bag,
                    read_messages)
 from .msg_conversions import image_to_array, labelled_array_to_dict
 from .sim.robot import MAX_GRIPPER_WIDTH
+from .sim.step_messages import twist_to_delta
 
 #: Bump when the cached arrays change meaning; old caches are then ignored.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_DIR = '.cache'
 ACTION_TOPICS = {'delta': topics.ARM_DELTA_TWIST, 'absolute': topics.ARM_TARGET_POSE}
 
@@ -324,9 +325,10 @@ def actions(mode: str, commands: list, grippers: list, period: float) -> np.ndar
         arm = np.array([np.concatenate([pose_position(c), pose_orientation(c)])
                         for c in commands])
     else:
-        arm = np.array([[c.twist.linear.x, c.twist.linear.y, c.twist.linear.z,
-                         c.twist.angular.x, c.twist.angular.y, c.twist.angular.z]
-                        for c in commands]) * period
+        arm = np.array([twist_to_delta([c.twist.linear.x, c.twist.linear.y, c.twist.linear.z,
+                                        c.twist.angular.x, c.twist.angular.y,
+                                        c.twist.angular.z], 1.0 / period)
+                        for c in commands])
     return np.hstack([arm, fraction])
 
 
