@@ -44,26 +44,8 @@ def _config(task: str, render_views: Sequence[str], config: Optional[SimConfig])
 def raw_pybullet_steps_per_second(task: str = 'lift', steps: int = 200,
                                   render_views: Sequence[str] = (),
                                   config: Optional[SimConfig] = None) -> float:
-    """Return control steps per second when stepping PyBullet directly."""
-    sim = TabletopSim(_config(task, render_views, config))
-    try:
-        sim.reset(seed=0)
-        robot, client = sim.robot, sim.client
-        targets = list(robot.state().joint_positions)
-        renders = [sim.cameras[v].capture_args(sim.camera_mount(v), sim.randomizer.light)
-                   for v in render_views]
-        start = time.perf_counter()
-        for _ in range(steps):
-            pb.setJointMotorControlArray(robot.uid, robot.joint_indices, pb.POSITION_CONTROL,
-                                         targetPositions=targets, forces=robot.forces,
-                                         physicsClientId=client)
-            for _ in range(sim.config.substeps):
-                pb.stepSimulation(physicsClientId=client)
-            for kwargs in renders:
-                pb.getCameraImage(**kwargs)
-        return steps / (time.perf_counter() - start)
-    finally:
-        sim.close()
+    """Return control steps per second when stepping PyBullet directly (constant targets)."""
+    return _raw_loop(task, steps, render_views, config, with_ik=False)
 
 
 def raw_pybullet_ik_steps_per_second(task: str = 'lift', steps: int = 200,
@@ -76,24 +58,33 @@ def raw_pybullet_ik_steps_per_second(task: str = 'lift', steps: int = 200,
     the env's hold-still action; the IK call is the one ``PandaRobot.command``
     makes, with nothing added.
     """
+    return _raw_loop(task, steps, render_views, config, with_ik=True)
+
+
+def _raw_loop(task: str, steps: int, render_views: Sequence[str],
+              config: Optional[SimConfig], with_ik: bool) -> float:
+    """Time ``steps`` control steps of the same scene driven by PyBullet calls alone."""
     sim = TabletopSim(_config(task, render_views, config))
     try:
         sim.reset(seed=0)
         robot, client = sim.robot, sim.client
         state = robot.state()
         position, orientation = state.ee_position.tolist(), state.ee_orientation.tolist()
+        targets = list(state.joint_positions)
         half = 0.5 * MAX_GRIPPER_WIDTH
         renders = [sim.cameras[v].capture_args(sim.camera_mount(v), sim.randomizer.light)
                    for v in render_views]
         start = time.perf_counter()
         for _ in range(steps):
-            q = pb.calculateInverseKinematics(
-                robot.uid, robot.tcp_link, position, orientation, lowerLimits=robot.lower,
-                upperLimits=robot.upper, jointRanges=robot.ranges, restPoses=robot.rest,
-                physicsClientId=client)
+            if with_ik:
+                q = pb.calculateInverseKinematics(
+                    robot.uid, robot.tcp_link, position, orientation, lowerLimits=robot.lower,
+                    upperLimits=robot.upper, jointRanges=robot.ranges, restPoses=robot.rest,
+                    physicsClientId=client)
+                targets = list(q[:7]) + [half, half]
             pb.setJointMotorControlArray(robot.uid, robot.joint_indices, pb.POSITION_CONTROL,
-                                         targetPositions=list(q[:7]) + [half, half],
-                                         forces=robot.forces, physicsClientId=client)
+                                         targetPositions=targets, forces=robot.forces,
+                                         physicsClientId=client)
             for _ in range(sim.config.substeps):
                 pb.stepSimulation(physicsClientId=client)
             for kwargs in renders:
