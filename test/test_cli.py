@@ -31,5 +31,5 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
 def test_help_lists_every_command():
     text = subprocess.run([sys.executable, '-m', 'visual_rl_stack.cli', '--help'],
                           capture_output=True, text=True, check=True).stdout
-    for command in ('eval', 'collect', 'record', 'bringup', 'bench', 'demo'):
+    for command in ('eval', 'collect', 'record', 'bringup', 'bench', 'demo', 'train-bc'):
         assert command in text

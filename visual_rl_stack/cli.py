@@ -26,6 +26,8 @@ COMMANDS = {
               'measure simulator, ROS and perception throughput and latency'),
     'demo': ('visual_rl_stack.demo', 'add_arguments', 'main',
              'the main job: expert episodes through the ROS graph, bags and a report'),
+    'train-bc': ('visual_rl_stack.train_bc_command', 'add_arguments', 'main',
+                 'behaviour-clone a diffusion policy from a folder of expert bags'),
 }
 
 

@@ -1,0 +1,77 @@
+"""
+``vrl train-bc``: behaviour-clone a diffusion policy from a folder of expert bags.
+
+Example::
+
+    vrl train-bc --task lift --data data/lift --obs state --out runs/bc --steps 20000
+    vrl train-bc --task lift --data data/lift --obs state --out runs/bc --steps 30000 --resume
+
+Policy settings other than those the data decides are given as
+``--set key=value`` (value parsed as JSON, e.g. ``--set down_dims=[16,32,64]``).
+The run folder layout is described in ``residual_policy/train_bc.py``.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from .devices import DEVICE_NAMES
+from .residual_policy.encoders import OBS_MODES
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parse ``key=value`` with a JSON value (a bare word is taken as a string)."""
+    key, sep, value = text.partition('=')
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f'expected key=value, got {text!r}')
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``vrl train-bc`` arguments to ``parser``."""
+    parser.add_argument('--task', required=True, help='task the bags demonstrate, e.g. lift')
+    parser.add_argument('--data', type=Path, required=True,
+                        help='folder of expert bags (from vrl collect)')
+    parser.add_argument('--obs', choices=OBS_MODES, default='state',
+                        help='what the policy observes')
+    parser.add_argument('--out', type=Path, required=True, help='run folder to write')
+    parser.add_argument('--steps', type=int, default=10000,
+                        help='total optimiser steps (with --resume: the new total)')
+    parser.add_argument('--batch-size', type=int, default=256, help='windows per batch')
+    parser.add_argument('--lr', type=float, default=1e-4, help='peak learning rate')
+    parser.add_argument('--warmup', type=int, default=500, help='linear warm-up steps')
+    parser.add_argument('--seed', type=int, default=0, help='training seed')
+    parser.add_argument('--device', default='auto',
+                        help=f'one of {", ".join(DEVICE_NAMES)} or cuda:N')
+    parser.add_argument('--views', nargs='+', default=None,
+                        help='camera views for image observations (default: all in the bags)')
+    parser.add_argument('--checkpoint-every', type=int, default=1000,
+                        help='write the checkpoint every N steps (and at the end)')
+    parser.add_argument('--log-every', type=int, default=10,
+                        help='append a metrics line every N steps')
+    parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
+                        default=[], metavar='KEY=VALUE',
+                        help='override a DiffusionPolicyConfig field (JSON value)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --out from its training state')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``vrl train-bc`` from parsed arguments and print a one-line summary."""
+    from .residual_policy.train_bc import SUMMARY, train_bc
+    checkpoint = train_bc(args.data, args.out, args.task, obs_mode=args.obs, steps=args.steps,
+                          batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                          seed=args.seed, device=args.device, resume=args.resume,
+                          config_overrides=dict(args.overrides),
+                          progress=not args.no_progress, views=args.views,
+                          checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+    summary = json.loads((Path(args.out) / SUMMARY).read_text())
+    print(f'trained {args.task} ({args.obs}) to step {summary["steps"]}: '
+          f'final loss {summary["final_loss"]:.4f}, '
+          f'{summary["samples_per_s"]:.0f} samples/s on {summary["device"]}, '
+          f'checkpoint {checkpoint}')
+    return 0
