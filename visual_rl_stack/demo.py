@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='first seed (evaluation seeds start at 1000)')
 
 
-def _wait_until_recording(runner: GraphRunner, recorder: BagRecorderNode, wanted: set,
+def _wait_until_recording(recorder: BagRecorderNode, wanted: set,
                           timeout: float = 10.0) -> None:
-    """Spin until the recorder subscribes to every wanted topic that has a publisher."""
+    """Wait (the graph thread spins) until the recorder has every published wanted topic."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         published = {name for name, _ in recorder.get_topic_names_and_types()}
@@ -63,7 +63,7 @@ def _record_episode(runner: GraphRunner, client: LockstepClient, task: str, seed
         Parameter('use_sim_time', value=True)])
     runner.executor.add_node(recorder)
     try:
-        _wait_until_recording(runner, recorder, wanted)
+        _wait_until_recording(recorder, wanted)
         start = time.perf_counter()
         result = run_ros_episode(client, task, seed)
         result['wall_s'] = time.perf_counter() - start
