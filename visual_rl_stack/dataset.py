@@ -293,17 +293,41 @@ def state_vectors(joints: list, poses: list, task_states: list
     """
     rows, labels = [], []
     for joint, pose, task in zip(joints, poses, task_states):
-        fields = {'ee_position': pose_position(pose), 'ee_orientation': pose_orientation(pose),
-                  'gripper_width': [sum(p for n, p in zip(joint.name, joint.position)
-                                        if 'finger' in n)],
-                  'joint_positions': joint.position}
-        fields.update(labelled_array_to_dict(task) if task is not None else {})
-        rows.append(np.concatenate([np.ravel(v) for v in fields.values()]))
-        labels = [(name, int(np.size(v))) for name, v in fields.items()]
+        fields = state_fields(pose_position(pose), pose_orientation(pose), joint.name,
+                              joint.position,
+                              labelled_array_to_dict(task) if task is not None else None)
+        row, labels = flatten_state(fields)
+        rows.append(row)
     sizes = {len(r) for r in rows}
     if len(sizes) != 1:
         raise BagError(f'state size changes during the episode: {sorted(sizes)}')
     return np.stack(rows).astype(np.float64), labels
+
+
+def state_fields(ee_position: Sequence[float], ee_orientation: Sequence[float],
+                 joint_names: Sequence[str], joint_positions: Sequence[float],
+                 task_state: Optional[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """
+    Return the named parts of one state vector, in layout order (see :func:`state_vectors`).
+
+    This is the one definition of the layout: the bag reader and the live
+    policy runner both build their state through it. Task-state fields are
+    float32, as they are on ``/task/state``; the rest is float64.
+    """
+    fingers = [float(p) for n, p in zip(joint_names, joint_positions) if 'finger' in n]
+    fields = {'ee_position': np.asarray(ee_position, dtype=np.float64),
+              'ee_orientation': np.asarray(ee_orientation, dtype=np.float64),
+              'gripper_width': np.array([sum(fingers)]),
+              'joint_positions': np.asarray(joint_positions, dtype=np.float64)}
+    for name, value in (task_state or {}).items():
+        fields[name] = np.asarray(value, dtype=np.float32)
+    return fields
+
+
+def flatten_state(fields: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """Concatenate :func:`state_fields` into one float64 row and its (label, size) layout."""
+    row = np.concatenate([np.ravel(v) for v in fields.values()]).astype(np.float64)
+    return row, [(name, int(np.size(v))) for name, v in fields.items()]
 
 
 def pose_position(msg: Any) -> np.ndarray:

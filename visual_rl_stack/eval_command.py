@@ -11,21 +11,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach the ``vrl eval`` arguments."""
     parser.add_argument('--task', required=True, help='task name, e.g. lift or peg_insert')
     parser.add_argument('--policy', default='expert',
-                        help=f'policy to evaluate (known: {", ".join(sorted(POLICY_FACTORIES))})')
+                        help='policy to evaluate: a name (known: '
+                             f'{", ".join(sorted(POLICY_FACTORIES))}) or the path of a BC run '
+                             'folder or its checkpoint folder')
     parser.add_argument('--episodes', type=int, default=10, help='number of episodes')
     parser.add_argument('--seed-start', type=int, default=1000,
                         help='first evaluation seed; episodes use seed-start .. +episodes-1')
     parser.add_argument('--json', type=Path, help='write the full result as JSON here')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--device', default='auto',
+                        help='device of a BC policy (auto, cpu, cuda, cuda:N)')
+    parser.add_argument('--inference-steps', type=int, default=None,
+                        help="DDIM steps per chunk for a BC policy (default: the checkpoint's)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the evaluation and print a one-line summary."""
     result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, device=args.device,
+                      num_inference_steps=args.inference_steps)
     if args.json:
         write_json(result, args.json)
     summary = {k: result[k] for k in ('task', 'policy', 'episodes', 'successes', 'success_rate',
                                       'mean_episode_length')}
+    if 'inference_latency_ms' in result:
+        summary['inference_latency_ms'] = result['inference_latency_ms']
     print(json.dumps(summary))
     return 0

@@ -2,23 +2,27 @@
 Run a policy on a task over a range of seeds and summarise the outcome as JSON.
 
 The evaluation runs in-process on the simulator core (no DDS), so it is fast
-and deterministic for a given seed. Later issues add trained policies to
-``POLICY_FACTORIES``; every policy follows the same small protocol.
+and deterministic for a given seed. A policy is a name in ``POLICY_FACTORIES``
+or the path of a behaviour-cloning run (or its checkpoint folder), which runs
+through :class:`visual_rl_stack.residual_policy.bc_runner.BCPolicyRunner`;
+every policy follows the same small protocol. For a BC run the simulator gets
+the run's action mode and cameras (views and resolution of the training
+images), and the result adds ``inference_latency_ms``.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import datetime
 import json
 import os
 from pathlib import Path
 import platform
 import time
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from .sim.config import SimConfig
+from .sim.config import default_cameras, SimConfig
 from .sim.scene import TabletopSim
 
 
@@ -80,24 +84,76 @@ def run_episode(sim: TabletopSim, policy: Policy, seed: int) -> EpisodeResult:
     return EpisodeResult(seed, success, steps, total, time.perf_counter() - start)
 
 
+def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
+                   num_inference_steps: Optional[int] = None) -> Any:
+    """
+    Return a ``BCPolicyRunner`` for a run or checkpoint path.
+
+    Raises ValueError naming the known policies when ``policy_name`` is neither
+    one of them nor an existing path.
+    """
+    if not Path(policy_name).exists():
+        raise ValueError(f'unknown policy {policy_name!r}: neither a known policy '
+                         f'({", ".join(sorted(POLICY_FACTORIES))}) nor an existing BC run or '
+                         'checkpoint folder')
+    from .residual_policy.bc_runner import BCPolicyRunner
+    return BCPolicyRunner(policy_name, device, num_inference_steps, seed)
+
+
+def bc_sim_config(task: str, runner: Any, config: Optional[SimConfig] = None) -> SimConfig:
+    """
+    Return sim settings for a BC runner: its action mode and, with images, its cameras.
+
+    Without ``config`` the sim uses the run's action mode; with images the
+    cameras become the policy's views (specs from ``config``, else the
+    defaults) rendered at the training image size.
+    """
+    config = config or SimConfig(task=task, action_mode=runner.action_mode or 'delta',
+                                 cameras=())
+    if not runner.uses_images:
+        return config
+    specs = {spec.name: spec for spec in default_cameras()}
+    specs.update({spec.name: spec for spec in config.cameras})
+    unknown = [v for v in runner.views if v not in specs]
+    if unknown:
+        raise ValueError(f'the policy uses camera views {unknown} the simulator does not know; '
+                         f'known: {sorted(specs)}')
+    height, width = runner.image_size
+    return replace(config, cameras=tuple(replace(specs[v], width=width, height=height)
+                                         for v in runner.views))
+
+
 def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
-             config: Optional[SimConfig] = None, progress: bool = True) -> dict:
-    """Evaluate ``policy_name`` on ``task`` for seeds ``seed_start .. seed_start+episodes-1``."""
+             config: Optional[SimConfig] = None, progress: bool = True, device: str = 'auto',
+             num_inference_steps: Optional[int] = None) -> dict:
+    """
+    Evaluate ``policy_name`` on ``task`` for seeds ``seed_start .. seed_start+episodes-1``.
+
+    ``policy_name`` is a key of ``POLICY_FACTORIES`` or the path of a BC run
+    or checkpoint folder (``device`` and ``num_inference_steps`` apply to it).
+    """
+    runner = None
     if policy_name not in POLICY_FACTORIES:
-        raise ValueError(f'unknown policy {policy_name!r}; known: {sorted(POLICY_FACTORIES)}')
+        runner = load_bc_runner(policy_name, seed_start, device, num_inference_steps)
     if episodes < 1:
         raise ValueError('episodes must be at least 1')
+    if runner is not None:
+        config = bc_sim_config(task, runner, config)
     config = config or SimConfig(task=task, cameras=())
     sim = TabletopSim(config)
     try:
-        policy = POLICY_FACTORIES[policy_name](task, config.action_mode, seed_start)
+        if runner is None:
+            policy = POLICY_FACTORIES[policy_name](task, config.action_mode, seed_start)
+        else:
+            from .residual_policy.bc_runner import BCSimPolicy
+            policy = BCSimPolicy(runner, sim)
         seeds = range(seed_start, seed_start + episodes)
         bar = tqdm(seeds, desc=f'eval {task}/{policy_name}', disable=not progress)
         results = [run_episode(sim, policy, seed) for seed in bar]
     finally:
         sim.close()
     successes = sum(r.success for r in results)
-    return {
+    result = {
         'task': task, 'policy': policy_name, 'episodes': episodes, 'seed_start': seed_start,
         'successes': successes, 'success_rate': successes / episodes,
         'mean_episode_length': float(np.mean([r.steps for r in results])),
@@ -105,6 +161,10 @@ def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': machine_description(),
     }
+    if runner is not None:
+        result['inference_latency_ms'] = runner.latency_summary_ms()
+        result['device'] = str(runner.device)
+    return result
 
 
 def write_json(data: dict, path: Path) -> None:

@@ -1,0 +1,240 @@
+"""
+Run a trained diffusion BC policy step by step: observation window, action chunks, latency.
+
+:class:`BCPolicyRunner` loads a run (``RUN/`` or ``RUN/checkpoint/``), keeps
+the last ``n_obs_steps`` observations and the executable part of the latest
+chunk, and hands out one action per control step, sampling a new chunk every
+``n_action_steps`` steps (see :mod:`.action_queue` for the indexing). The
+time of every chunk inference is recorded in :attr:`BCPolicyRunner.latencies_s`.
+
+:func:`sim_observation` builds the observation of a live :class:`TabletopSim`
+exactly as :mod:`visual_rl_stack.dataset` builds it from a bag (one shared
+definition of the state layout, :func:`visual_rl_stack.dataset.state_fields`),
+so a policy sees the same numbers in evaluation as in training.
+:class:`BCSimPolicy` adapts a runner to the evaluator's ``Policy`` protocol.
+"""
+
+import json
+import os
+from pathlib import Path
+import time
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .action_queue import ActionQueue, ObservationHistory
+from .diffusion_policy import DiffusionPolicy
+from ..checkpoints import WEIGHTS_FILE
+from ..dataset import flatten_state, state_fields
+from ..devices import resolve_device
+from ..sim.scene import TabletopSim
+
+PathLike = Union[str, os.PathLike]
+RUN_CONFIG = 'config.json'
+CHECKPOINT = 'checkpoint'
+
+
+def resolve_run(run_or_checkpoint: PathLike) -> tuple[Path, Optional[dict]]:
+    """
+    Return ``(checkpoint folder, run config or None)`` for a run or checkpoint folder.
+
+    A run folder holds ``checkpoint/`` and ``config.json``; a checkpoint folder
+    given directly finds its run config in the parent folder when there is one.
+    Raises FileNotFoundError for a path that does not exist and ValueError for
+    a folder that is neither.
+    """
+    path = Path(run_or_checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f'policy {str(path)!r} is neither a known policy name nor an '
+                                'existing run or checkpoint folder')
+    if (path / CHECKPOINT).is_dir():
+        checkpoint, run_dir = path / CHECKPOINT, path
+    elif (path / WEIGHTS_FILE).is_file():
+        checkpoint, run_dir = path, path.parent
+    else:
+        raise ValueError(f'{path} is not a BC run folder (no {CHECKPOINT}/ inside) nor a '
+                         'policy checkpoint folder')
+    config_path = run_dir / RUN_CONFIG
+    run_config = json.loads(config_path.read_text()) if config_path.is_file() else None
+    return checkpoint, run_config
+
+
+def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Return an ``(H, W, 3)`` uint8 image resized to ``size = (height, width)``."""
+    height, width = int(size[0]), int(size[1])
+    if image.shape[:2] == (height, width):
+        return image
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    resized = F.interpolate(tensor, size=(height, width), mode='bilinear', antialias=True,
+                            align_corners=False)
+    return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def sim_observation(sim: TabletopSim, state_labels: Optional[Sequence] = None,
+                    views: Sequence[str] = (), image_size: Optional[Sequence[int]] = None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """
+    Return ``(state float32 (S,), {view: (H, W, 3) uint8})`` of the sim's current step.
+
+    The state has the dataset's layout (ee position, ee quaternion, gripper
+    width, joint positions, task-state fields); with ``state_labels`` (the
+    run's ``[(label, size), ...]``) a different layout is a ValueError. Images
+    are ``sim.render(views)`` colour frames (RGB, alpha dropped), resized to
+    ``image_size = (height, width)`` when given and different.
+    """
+    robot = sim.robot_state()
+    fields = state_fields(robot.ee_position, robot.ee_orientation, robot.joint_names,
+                          robot.joint_positions, sim.task_state())
+    state, labels = flatten_state(fields)
+    if state_labels is not None:
+        expected = [(str(name), int(size)) for name, size in state_labels]
+        if labels != expected:
+            raise ValueError(f'the policy was trained on state layout {expected}, but the '
+                             f'simulator gives {labels}; was it trained on another task?')
+    images = {}
+    if views:
+        for name, frame in sim.render(list(views)).items():
+            rgb = np.asarray(frame.rgb)[..., :3].astype(np.uint8, copy=False)
+            images[name] = resize_image(rgb, image_size) if image_size is not None else rgb
+    return state.astype(np.float32), images
+
+
+class BCPolicyRunner:
+    """
+    Receding-horizon execution of a trained :class:`DiffusionPolicy` (see the module doc).
+
+    ``num_inference_steps`` overrides the checkpoint's DDIM step count;
+    ``seed`` seeds the sampling noise (one generator for the runner's life).
+    """
+
+    def __init__(self, run_or_checkpoint: PathLike, device: str = 'auto',
+                 num_inference_steps: Optional[int] = None, seed: int = 0) -> None:
+        """Load the policy and its run settings; set up the observation and action queues."""
+        checkpoint, run_config = resolve_run(run_or_checkpoint)
+        self.checkpoint = checkpoint
+        self.run_config = run_config or {}
+        self.device = resolve_device(device)
+        self.policy = DiffusionPolicy.from_checkpoint(checkpoint, self.device)
+        self.config = self.policy.config
+        self.num_inference_steps = num_inference_steps
+        self.generator = torch.Generator().manual_seed(seed)
+        self.history = ObservationHistory(self.config.n_obs_steps)
+        self.queue = ActionQueue(self.config.n_action_steps, self.config.n_obs_steps)
+        #: Seconds per chunk inference, over the runner's life (not cleared by reset).
+        self.latencies_s: list[float] = []
+        #: Control steps served, over the runner's life.
+        self.steps = 0
+
+    @property
+    def uses_images(self) -> bool:
+        """Return whether the policy looks at camera images."""
+        return 'image' in self.config.obs_mode
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """Return the camera views the policy expects, in order (empty without images)."""
+        return tuple(self.config.views) if self.uses_images else ()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """Return the ``(height, width)`` of the training images."""
+        return tuple(self.config.image_size)
+
+    @property
+    def task(self) -> Optional[str]:
+        """Return the task the run was trained on (None for a bare checkpoint)."""
+        return self.run_config.get('task')
+
+    @property
+    def action_mode(self) -> Optional[str]:
+        """Return the action mode of the training data (None for a bare checkpoint)."""
+        return self.run_config.get('action_mode')
+
+    @property
+    def state_labels(self) -> Optional[list[tuple[str, int]]]:
+        """Return the training state layout ``[(label, size), ...]`` (None if unknown)."""
+        labels = self.run_config.get('state_labels')
+        return None if labels is None else [(str(n), int(s)) for n, s in labels]
+
+    def check_compatible(self, task: str, action_mode: str) -> None:
+        """Raise ValueError when the run was trained for another task or action mode."""
+        if self.task is not None and self.task != task:
+            raise ValueError(f'policy {self.checkpoint} was trained on task {self.task!r}, '
+                             f'not {task!r}')
+        if self.action_mode is not None and self.action_mode != action_mode:
+            raise ValueError(f'policy {self.checkpoint} outputs {self.action_mode!r} actions, '
+                             f'but the simulator expects {action_mode!r} actions')
+
+    def reset(self) -> None:
+        """Forget the observation window and the queued actions (call at episode start)."""
+        self.history.reset()
+        self.queue.reset()
+
+    def act_from_observation(self, state: np.ndarray,
+                             images: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
+        """
+        Return the action for this step (simulator layout, float64 ``(A,)``).
+
+        ``state`` is the raw ``(S,)`` vector of :func:`sim_observation`;
+        ``images`` maps each of :attr:`views` to an ``(H, W, 3)`` uint8 frame.
+        A new chunk is sampled when the queue has run out.
+        """
+        state = np.asarray(state, dtype=np.float32)
+        if state.shape != (self.config.state_dim,) and 'state' in self.config.obs_mode:
+            raise ValueError(f'state must have shape ({self.config.state_dim},), '
+                             f'got {state.shape}')
+        observation = {'state': state}
+        if self.uses_images:
+            missing = [v for v in self.views if not images or v not in images]
+            if missing:
+                raise ValueError(f'the policy needs camera views {missing}')
+            observation['images'] = np.stack([np.asarray(images[v], dtype=np.uint8)
+                                              for v in self.views])
+        self.history.append(observation)
+        if self.queue.needs_plan():
+            obs = {k: v[None] for k, v in self.history.stacked().items()}
+            started = time.perf_counter()
+            chunk = self.policy.predict_action_chunk(
+                obs, num_inference_steps=self.num_inference_steps,
+                generator=self.generator)[0].float().cpu().numpy()
+            self.latencies_s.append(time.perf_counter() - started)
+            self.queue.push_chunk(chunk)
+        self.steps += 1
+        return np.asarray(self.queue.pop(), dtype=np.float64)
+
+    def latency_summary_ms(self) -> dict:
+        """Return chunk-inference latency: median and p99 per chunk, mean per control step."""
+        if not self.latencies_s:
+            return {'median': None, 'p99': None, 'per_step_amortised': None, 'chunks': 0,
+                    'steps': self.steps}
+        ms = np.asarray(self.latencies_s) * 1e3
+        return {'median': float(np.median(ms)), 'p99': float(np.percentile(ms, 99)),
+                'per_step_amortised': float(ms.sum() / max(self.steps, 1)),
+                'chunks': len(ms), 'steps': self.steps}
+
+
+class BCSimPolicy:
+    """Adapt a :class:`BCPolicyRunner` to the evaluator's ``Policy`` protocol on one sim."""
+
+    def __init__(self, runner: BCPolicyRunner, sim: TabletopSim) -> None:
+        """Check the run against the sim (task, action mode, state layout, cameras)."""
+        runner.check_compatible(sim.config.task, sim.config.action_mode)
+        missing = [v for v in runner.views if v not in sim.cameras]
+        if missing:
+            raise ValueError(f'the policy needs camera views {missing}; the simulator has '
+                             f'{sorted(sim.cameras)}')
+        self.runner = runner
+        sim.reset(seed=0)
+        sim_observation(sim, runner.state_labels)
+
+    def reset(self) -> None:
+        """Forget the previous episode."""
+        self.runner.reset()
+
+    def act(self, sim: TabletopSim) -> np.ndarray:
+        """Return the next action for the sim's current step."""
+        state, images = sim_observation(sim, self.runner.state_labels, self.runner.views,
+                                        self.runner.image_size)
+        return self.runner.act_from_observation(state, images)
