@@ -56,6 +56,7 @@ setup(
             'sim_node = visual_rl_stack.sim.sim_node:main',
             'camera_node = visual_rl_stack.perception.camera_node:main',
             'recorder_node = visual_rl_stack.bag_recorder_node:main',
+            'policy_node = visual_rl_stack.residual_policy.policy_node:main',
         ],
     },
 )

@@ -6,6 +6,7 @@ import pytest
 
 from visual_rl_stack.bag_recorder_node import RECORDER_PARAMS
 from visual_rl_stack.perception.camera_node import PARAMETERS as CAMERA_PARAMS
+from visual_rl_stack.residual_policy.policy_node import PARAMS as POLICY_PARAMS
 from visual_rl_stack.sim.sim_node import PARAMS as SIM_PARAMS
 
 DOC = Path(__file__).resolve().parent.parent / 'docs' / 'interfaces.md'
@@ -20,7 +21,8 @@ def _section(node: str) -> str:
 
 @pytest.mark.parametrize('node, specs', [('sim_node', SIM_PARAMS),
                                          ('camera_node', CAMERA_PARAMS),
-                                         ('recorder', RECORDER_PARAMS)])
+                                         ('recorder', RECORDER_PARAMS),
+                                         ('policy_node', POLICY_PARAMS)])
 def test_every_parameter_is_documented(node, specs):
     section = _section(node)
     missing = [name for name in specs if f'| `{name}` |' not in section]

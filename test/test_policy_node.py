@@ -1,0 +1,222 @@
+"""The policy node over real DDS: inactive by default, commands, holds, bad parameters."""
+
+import time
+
+from conftest import spin_until
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, TwistStamped
+import numpy as np
+import pytest
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32MultiArray, Float64
+from std_srvs.srv import SetBool, Trigger
+
+from visual_rl_stack import topics
+from visual_rl_stack.bringup import GraphRunner
+from visual_rl_stack.collect import collect
+from visual_rl_stack.msg_conversions import (make_joint_state, make_labelled_array,
+                                             make_pose_stamped, stamp_from_seconds)
+from visual_rl_stack.residual_policy.policy_node import PolicyNode, split_tiled
+from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.sim.config import SimConfig
+from visual_rl_stack.sim.scene import TabletopSim
+
+TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
+
+
+@pytest.fixture(scope='module')
+def state_run(tmp_path_factory):
+    """Record one lift episode and train a tiny state-based run for a few steps."""
+    root = tmp_path_factory.mktemp('policy_node')
+    data = collect('lift', 1, root / 'data', views=('front',), width=32, height=32)
+    run = root / 'run'
+    train_bc(data, run, 'lift', steps=5, batch_size=16, config_overrides=TINY,
+             progress=False, device='cpu')
+    return run
+
+
+@pytest.fixture(scope='module')
+def lift_step():
+    """Return the robot state and task state of a lift episode's first step."""
+    sim = TabletopSim(SimConfig(task='lift', cameras=()))
+    try:
+        sim.reset(seed=0)
+        return sim.robot_state(), sim.task_state()
+    finally:
+        sim.close()
+
+
+class Harness:
+    """A test node that fakes the robot's topics and records the policy node's outputs."""
+
+    def __init__(self, context, policy_node):
+        """Create the fake robot publishers and the command and diagnostic subscriptions."""
+        self.node = Node('policy_test', context=context)
+        qos = topics.RELIABLE_QOS
+        self.joints = self.node.create_publisher(JointState, topics.JOINT_STATES, qos)
+        self.pose = self.node.create_publisher(PoseStamped, topics.EE_POSE, qos)
+        self.task = self.node.create_publisher(Float32MultiArray, topics.TASK_STATE, qos)
+        self.twists, self.grippers, self.diags = [], [], []
+        self.node.create_subscription(TwistStamped, topics.ARM_DELTA_TWIST,
+                                      self.twists.append, qos)
+        self.node.create_subscription(Float64, topics.GRIPPER_COMMAND, self.grippers.append, qos)
+        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.diags.append,
+                                      qos)
+        self.activate = self.node.create_client(SetBool, '/policy_node/activate')
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(policy_node)
+        assert spin_until(self.executor, lambda: all(
+            p.get_subscription_count() > 0 for p in (self.joints, self.pose, self.task)))
+
+    def publish(self, robot, task_state, stamp_s, positions=None):
+        """Publish one observation step stamped ``stamp_s`` (wall-clock seconds)."""
+        stamp = stamp_from_seconds(stamp_s)
+        positions = robot.joint_positions if positions is None else positions
+        self.task.publish(make_labelled_array(task_state))
+        self.pose.publish(make_pose_stamped(robot.ee_position, robot.ee_orientation, stamp,
+                                            topics.WORLD_FRAME))
+        self.joints.publish(make_joint_state(robot.joint_names, positions,
+                                             robot.joint_velocities,
+                                             np.zeros(len(robot.joint_names)), stamp))
+        return stamp
+
+    def set_active(self, active):
+        """Call ~/activate and wait for the answer."""
+        assert spin_until(self.executor, self.activate.service_is_ready)
+        future = self.activate.call_async(SetBool.Request(data=active))
+        assert spin_until(self.executor, future.done)
+        assert future.result().success
+
+    def twist_at(self, stamp):
+        """Return the commanded twists stamped ``stamp``."""
+        return [t for t in self.twists if t.header.stamp == stamp]
+
+    def safety_messages(self):
+        """Return the messages of every ``policy_node: safety`` status received."""
+        return [s.message for d in self.diags for s in d.status
+                if s.name == 'policy_node: safety']
+
+    def close(self, policy_node):
+        """Shut the executor down and destroy both nodes."""
+        self.executor.shutdown()
+        policy_node.destroy_node()
+        self.node.destroy_node()
+
+
+def _node(context, run, **params):
+    overrides = [Parameter('policy', value=str(run)),
+                 Parameter('device', value='cpu'), Parameter('inference_steps', value=2)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    return PolicyNode(context=context, parameter_overrides=overrides)
+
+
+def test_inactive_then_commands_then_holds(ros_context, state_run, lift_step):
+    robot, task_state = lift_step
+    node = _node(ros_context, state_run, observation_timeout=2.0)
+    assert not node.active and node.needs_task and node.action_mode == 'delta'
+    harness = Harness(ros_context, node)
+    try:
+        # (a) Inactive: an observation yields no command.
+        harness.publish(robot, task_state, time.time())
+        spin_until(harness.executor, lambda: bool(harness.twists), timeout=1.0)
+        assert harness.twists == [] and harness.grippers == []
+
+        # (b) Active: a fresh observation yields both commands, with its stamp.
+        harness.set_active(True)
+        stamp = harness.publish(robot, task_state, time.time() + 0.001)
+        assert spin_until(harness.executor, lambda: harness.twist_at(stamp))
+        assert spin_until(harness.executor, lambda: bool(harness.grippers))
+        twist = harness.twist_at(stamp)[0]
+        assert twist.header.frame_id == topics.WORLD_FRAME
+        assert np.isfinite([twist.twist.linear.x, twist.twist.angular.z]).all()
+        assert 0.0 <= harness.grippers[-1].data <= 0.08
+
+        # (c) NaN in /joint_states: zero twist and a diagnostic naming the reason.
+        positions = np.array(robot.joint_positions, dtype=float)
+        positions[0] = np.nan
+        stamp = harness.publish(robot, task_state, time.time() + 0.002, positions)
+        assert spin_until(harness.executor, lambda: harness.twist_at(stamp))
+        held = harness.twist_at(stamp)[0].twist
+        assert [held.linear.x, held.linear.y, held.linear.z, held.angular.x, held.angular.y,
+                held.angular.z] == [0.0] * 6
+        assert spin_until(harness.executor, lambda: any(
+            'NaN' in m and 'joint_positions' in m for m in harness.safety_messages()))
+
+        # (c) A stale stamp: zero twist and a stale-observation diagnostic.
+        stamp = harness.publish(robot, task_state, time.time() - 30.0)
+        assert spin_until(harness.executor, lambda: harness.twist_at(stamp))
+        held = harness.twist_at(stamp)[0].twist
+        assert [held.linear.x, held.linear.y, held.linear.z] == [0.0] * 3
+        assert spin_until(harness.executor, lambda: any(
+            'exceeds the 2.0 s timeout' in m for m in harness.safety_messages()))
+
+        # Deactivated: no more commands.
+        harness.set_active(False)
+        count = len(harness.twists)
+        harness.publish(robot, task_state, time.time() + 0.003)
+        spin_until(harness.executor, lambda: len(harness.twists) > count, timeout=0.5)
+        assert len(harness.twists) == count
+    finally:
+        harness.close(node)
+
+
+def test_invalid_parameters_are_refused(ros_context, state_run, tmp_path):
+    with pytest.raises(ValueError, match='parameter policy .* is required'):
+        PolicyNode(context=ros_context)
+    with pytest.raises(ValueError, match='policy_node: .*neither'):
+        PolicyNode(context=ros_context,
+                   parameter_overrides=[Parameter('policy', value=str(tmp_path / 'nope'))])
+    with pytest.raises(ValueError, match='control_hz'):
+        _node(ros_context, state_run, control_hz=0.0)
+    with pytest.raises(ValueError, match='workspace_min'):
+        _node(ros_context, state_run, workspace_min=[0.1, 0.2])
+
+
+def test_split_tiled_refuses_a_mismatched_image():
+    tiled = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    views = split_tiled(tiled, ('front', 'side'), (4, 3))
+    assert list(views) == ['front', 'side']
+    assert np.array_equal(views['side'], tiled[:, 3:])
+    with pytest.raises(ValueError, match='image_width'):
+        split_tiled(tiled, ('front', 'side', 'wrist'), (4, 3))
+
+
+def test_closed_loop_in_lockstep(ros_context, state_run):
+    overrides = {'sim_node': {'mode': 'lockstep', 'task': 'lift', 'cameras': ['']}}
+    with GraphRunner('sim', overrides, ros_context):
+        node = _node(ros_context, state_run, active_on_start=True, use_sim_time=True)
+        harness, client_node = None, None
+        try:
+            client_node = Node('policy_loop', context=ros_context)
+            twists = []
+            client_node.create_subscription(TwistStamped, topics.ARM_DELTA_TWIST, twists.append,
+                                            topics.RELIABLE_QOS)
+            diags = []
+            client_node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append,
+                                            topics.RELIABLE_QOS)
+            step = client_node.create_client(Trigger, topics.SIM_STEP)
+            harness = SingleThreadedExecutor(context=ros_context)
+            harness.add_node(node)
+            harness.add_node(client_node)
+            assert spin_until(harness, step.service_is_ready)
+            for i in range(3):
+                count = len(twists)
+                future = step.call_async(Trigger.Request())
+                assert spin_until(harness, future.done) and future.result().success
+                assert spin_until(harness, lambda: len(twists) > count), f'no command {i}'
+            assert node.steps >= 3
+            stamps = [t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 for t in twists]
+            assert stamps == sorted(stamps) and stamps[-1] > stamps[0]
+            # Sim time (use_sim_time) makes the lockstep observations fresh: the policy acts.
+            assert not [s for d in diags for s in d.status if s.name == 'policy_node: safety'
+                        and any(v.key == 'stale_observation' for v in s.values)]
+        finally:
+            if harness is not None:
+                harness.shutdown()
+            if client_node is not None:
+                client_node.destroy_node()
+            node.destroy_node()
