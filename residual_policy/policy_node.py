@@ -41,16 +41,14 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64, String
 from std_srvs.srv import SetBool
 
 from visual_rl_stack import topics
-from visual_rl_stack.bringup import shutdown_executor
+from visual_rl_stack.bringup import run_node
 from visual_rl_stack.dataset import flatten_state, state_fields
 from visual_rl_stack.msg_conversions import (ConversionError, image_to_array,
                                              labelled_array_to_dict, pose_to_arrays,
@@ -402,25 +400,7 @@ class PolicyNode(Node):
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run the policy node until Ctrl-C; exit 1 with a message on invalid parameters."""
-    rclpy.init(args=args)
-    # Made before the node announces itself, so an early Ctrl-C lands in the try below.
-    executor = SingleThreadedExecutor()
-    try:
-        node = PolicyNode()
-    except ValueError as error:
-        print(f'{error}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        shutdown_executor(executor)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PolicyNode, args)
 
 
 if __name__ == '__main__':

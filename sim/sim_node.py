@@ -17,9 +17,7 @@ from typing import Any, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -27,7 +25,7 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import Trigger
 
 from visual_rl_stack import topics
-from visual_rl_stack.bringup import shutdown_executor
+from visual_rl_stack.bringup import run_node
 from visual_rl_stack.msg_conversions import pose_to_arrays, stamp_from_seconds
 from visual_rl_stack.node_params import declare_params, ParamSpec
 
@@ -437,26 +435,8 @@ class SimNode(Node):
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run the sim node until Ctrl-C; exit 1 with a message on invalid parameters."""
-    rclpy.init(args=args)
-    # Made before the node announces itself, so an early Ctrl-C lands in the try below.
     # Single-threaded: ready command subscriptions are handled before a /sim/step request.
-    executor = SingleThreadedExecutor()
-    try:
-        node = SimNode()
-    except ValueError as error:
-        print(f'sim_node: {error}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        shutdown_executor(executor)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimNode, args)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import rclpy
 from rclpy.context import Context
@@ -37,6 +37,34 @@ def shutdown_executor(executor: Executor) -> None:
     if isinstance(pool, ThreadPoolExecutor):
         pool.shutdown(wait=True)
     executor.shutdown()
+
+
+def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None) -> int:
+    """
+    Run one node on a SingleThreadedExecutor until Ctrl-C: a node's ``main()``.
+
+    The executor is made before the node announces itself, so an early Ctrl-C
+    lands in the handled region; invalid parameters (ValueError) print their
+    message and return 1.
+    """
+    rclpy.init(args=args)
+    executor = SingleThreadedExecutor()
+    try:
+        node = factory()
+    except ValueError as error:
+        print(str(error), file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        shutdown_executor(executor)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 def create_node(spec: NodeSpec, params: dict[str, Any], context: Context) -> Node:
