@@ -27,6 +27,15 @@ def _packages_under(folder: str, prefix: str) -> dict:
     return found
 
 
+def _model_files() -> list:
+    """Install every shipped model (``models/<name>/...``) under share/, keeping the layout."""
+    grouped = {}
+    for path in sorted(glob('models/**/*', recursive=True)):
+        if os.path.isfile(path):
+            grouped.setdefault(os.path.dirname(path), []).append(path)
+    return [(f'share/{PACKAGE}/{folder}', files) for folder, files in grouped.items()]
+
+
 package_dir = _packages_under(PACKAGE, PACKAGE)
 for sub in SUBPACKAGE_DIRS:
     package_dir.update(_packages_under(sub, f'{PACKAGE}.{sub}'))
@@ -42,7 +51,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
-    ],
+    ] + _model_files(),
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
     zip_safe=True,

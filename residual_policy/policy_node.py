@@ -50,6 +50,7 @@ from std_srvs.srv import SetBool
 from visual_rl_stack import topics
 from visual_rl_stack.bringup import run_node
 from visual_rl_stack.dataset import flatten_state, state_fields
+from visual_rl_stack.models import resolve_policy
 from visual_rl_stack.msg_conversions import (ConversionError, image_to_array,
                                              labelled_array_to_dict, pose_to_arrays,
                                              stamp_to_seconds)
@@ -61,7 +62,8 @@ from ..sim.robot import Workspace
 from ..sim.step_messages import command_messages
 
 PARAMS = {
-    'policy': ParamSpec('', 'BC run folder or checkpoint folder to load (required).',
+    'policy': ParamSpec('', 'Shipped model name (vrl models) or BC run or checkpoint folder '
+                        'to load (required).',
                         read_only=True),
     'device': ParamSpec('auto', 'Inference device: auto, cpu, cuda or cuda:N.', read_only=True),
     'inference_steps': ParamSpec(0, 'Denoising steps per action chunk; 0 = the policy default.',
@@ -137,7 +139,7 @@ class PolicyNode(Node):
                 max_angular_speed=values['max_angular_speed'],
                 control_hz=values['control_hz'],
                 observation_timeout=values['observation_timeout'])
-            self.runner = BCPolicyRunner(values['policy'], device=values['device'],
+            self.runner = BCPolicyRunner(resolve_policy(values['policy']), device=values['device'],
                                          num_inference_steps=values['inference_steps'] or None)
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
@@ -244,6 +246,8 @@ class PolicyNode(Node):
             with self._lock:
                 self._last_seen = self._now()
         self.active = bool(request.data)
+        if self.active:
+            self._check_step()  # act on the current observation, not only the next one
         response.success = True
         response.message = 'policy active' if self.active else 'policy inactive'
         self.get_logger().info(response.message)
@@ -252,6 +256,8 @@ class PolicyNode(Node):
     def _check_step(self) -> None:
         """Queue the newest complete observation step for inference (latest wins)."""
         with self._lock:
+            if not self.active:
+                return  # nothing is consumed while inactive: activation acts on the latest
             stamp = self._joint_stamp  # the latest received, even if older (time went back)
             if stamp is None or stamp not in self._joints:
                 return
@@ -267,8 +273,6 @@ class PolicyNode(Node):
             self._last_stamp = stamp
             self._last_seen = self._now()
             self._task_fresh = False
-            if not self.active:
-                return
             self._pending = (self._joints[stamp], self._poses[stamp], self._task_state,
                              self._images.get(stamp))
         self._trigger.trigger()

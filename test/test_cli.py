@@ -25,7 +25,7 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
     assert main(['eval', '--task', 'juggle', '--episodes', '1', '--no-progress']) == 2
     assert 'juggle' in capsys.readouterr().err
     assert main(['eval', '--task', 'reach', '--policy', 'magic', '--episodes', '1']) == 2
-    assert "unknown policy 'magic'" in capsys.readouterr().err
+    assert "policy 'magic' is neither a shipped model" in capsys.readouterr().err
 
 
 def test_help_lists_every_command():

@@ -220,3 +220,19 @@ def test_closed_loop_in_lockstep(ros_context, state_run):
             if client_node is not None:
                 client_node.destroy_node()
             node.destroy_node()
+
+
+def test_eval_via_ros_matches_in_process(ros_context, state_run):
+    """The closed loop through DDS reproduces the in-process evaluation of the same seed."""
+    from visual_rl_stack.evaluation import evaluate
+    from visual_rl_stack.ros_policy_eval import evaluate_via_ros
+    via_ros = evaluate_via_ros('lift', str(state_run), 1, 1000, progress=False, device='cpu',
+                               context=ros_context)
+    in_process = evaluate('lift', str(state_run), 1, 1000, progress=False, device='cpu')
+    assert via_ros['via_ros'] and via_ros['episodes'] == 1
+    ros_row, local_row = via_ros['per_episode'][0], in_process['per_episode'][0]
+    assert (ros_row['success'], ros_row['steps']) == (local_row['success'], local_row['steps'])
+    # Every step went through the policy node: one inference per n_action_steps steps.
+    latency = via_ros['inference_latency_ms']
+    assert latency['steps'] == ros_row['steps']
+    assert latency['chunks'] == -(-ros_row['steps'] // TINY['n_action_steps'])

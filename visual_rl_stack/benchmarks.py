@@ -3,15 +3,19 @@
 
 ``sim`` compares, on the same scene and cameras, raw PyBullet stepping, the
 gymnasium env and the sim node over ROS in lockstep; ``perception`` measures
-camera-to-multiview latency over DDS. Results are JSON for docs/results.md.
+camera-to-multiview latency over DDS; ``policy`` measures diffusion-policy
+chunk inference on the CPU at DDIM 4, 8 and 16 (state and image policies, see
+:mod:`visual_rl_stack.residual_policy.latency_bench`). Results are JSON for
+docs/results.md.
 """
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 from .evaluation import machine_description, write_json
 
-SUITES = ('sim', 'perception', 'all')
+SUITES = ('sim', 'perception', 'policy', 'all')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--repeats', type=int, default=3,
                         help='interleaved runs per sim measurement (the best is kept)')
     parser.add_argument('--frames', type=int, default=200, help='frames for the latency run')
+    parser.add_argument('--policy-state', type=Path, metavar='RUN',
+                        help='state BC run or checkpoint for the policy suite '
+                             '(default: default config, random weights)')
+    parser.add_argument('--policy-image', type=Path, metavar='RUN',
+                        help='image BC run or checkpoint for the policy suite '
+                             '(default: front+wrist 96x96, random weights)')
+    parser.add_argument('--chunks', type=int, default=50,
+                        help='timed chunk inferences per DDIM step count (policy suite)')
     parser.add_argument('--json', type=Path, help='write the results here')
 
 
@@ -78,15 +90,36 @@ def bench_perception(frames: int, views: list[str], size: int) -> dict:
     return result
 
 
+def bench_policy(state_run: Optional[Path], image_run: Optional[Path], chunks: int) -> dict:
+    """Diffusion-policy chunk latency on the CPU (median, p99, amortised per control step)."""
+    from .residual_policy.latency_bench import policy_latency
+    result = policy_latency(state_run, image_run, chunks=chunks)
+    print(f'policy: torch {result["torch_version"]}, {result["torch_threads"]} threads, '
+          f'{chunks} chunks per setting')
+    for name in ('state', 'image'):
+        row = result[name]
+        for steps, ms in row['ddim'].items():
+            print(f'policy [{name}, {row["weights"]}, {row["parameters"]} params] DDIM {steps}: '
+                  f'chunk median {ms["chunk_median_ms"]:.2f} ms, p99 {ms["chunk_p99_ms"]:.2f} ms, '
+                  f'{ms["per_step_amortised_ms"]:.2f} ms per step '
+                  f'(/{row["n_action_steps"]})')
+    print(f'policy: lerobot: {result["lerobot"]["reason"]}')
+    return result
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the chosen suite(s) and write JSON."""
     results = {'machine': machine_description(), 'args': {
         'task': args.task, 'steps': args.steps, 'views': args.views, 'size': args.size,
-        'repeats': args.repeats}}
+        'repeats': args.repeats, 'chunks': args.chunks,
+        'policy_state': args.policy_state and str(args.policy_state),
+        'policy_image': args.policy_image and str(args.policy_image)}}
     if args.suite in ('sim', 'all'):
         results['sim'] = bench_sim(args.task, args.steps, args.views, args.size, args.repeats)
     if args.suite in ('perception', 'all'):
         results['perception'] = bench_perception(args.frames, args.views, args.size)
+    if args.suite in ('policy', 'all'):
+        results['policy'] = bench_policy(args.policy_state, args.policy_image, args.chunks)
     if args.json:
         write_json(results, args.json)
         print(f'wrote {args.json}')

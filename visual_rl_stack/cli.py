@@ -28,6 +28,8 @@ COMMANDS = {
              'the main job: expert episodes through the ROS graph, bags and a report'),
     'train-bc': ('visual_rl_stack.train_bc_command', 'add_arguments', 'main',
                  'behaviour-clone a diffusion policy from a folder of expert bags'),
+    'models': ('visual_rl_stack.models', 'add_arguments', 'main',
+               'list the shipped trained models, or ship a run'),
 }
 
 

@@ -3,6 +3,8 @@
 import argparse
 import json
 from pathlib import Path
+import shlex
+import sys
 
 from .evaluation import evaluate, POLICY_FACTORIES, write_json
 
@@ -11,9 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Attach the ``vrl eval`` arguments."""
     parser.add_argument('--task', required=True, help='task name, e.g. lift or peg_insert')
     parser.add_argument('--policy', default='expert',
-                        help='policy to evaluate: a name (known: '
-                             f'{", ".join(sorted(POLICY_FACTORIES))}) or the path of a BC run '
-                             'folder or its checkpoint folder')
+                        help='policy to evaluate: a built-in name '
+                             f'({", ".join(sorted(POLICY_FACTORIES))}), a shipped model (see '
+                             '`vrl models`) or the path of a BC run folder or its checkpoint '
+                             'folder')
     parser.add_argument('--episodes', type=int, default=10, help='number of episodes')
     parser.add_argument('--seed-start', type=int, default=1000,
                         help='first evaluation seed; episodes use seed-start .. +episodes-1')
@@ -23,17 +26,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='device of a BC policy (auto, cpu, cuda, cuda:N)')
     parser.add_argument('--inference-steps', type=int, default=None,
                         help="DDIM steps per chunk for a BC policy (default: the checkpoint's)")
+    parser.add_argument('--via-ros', action='store_true',
+                        help='run closed loop through the ROS graph in lockstep (sim node -> '
+                             'camera node -> policy node -> sim node) instead of in-process')
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the evaluation and print a one-line summary."""
-    result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
-                      progress=not args.no_progress, device=args.device,
-                      num_inference_steps=args.inference_steps)
+    if args.via_ros:
+        if args.policy in POLICY_FACTORIES:
+            raise ValueError('--via-ros runs a trained policy in the policy node; for the '
+                             'scripted expert through ROS use `vrl demo`')
+        from .ros_policy_eval import evaluate_via_ros
+        result = evaluate_via_ros(args.task, args.policy, args.episodes, args.seed_start,
+                                  progress=not args.no_progress, device=args.device,
+                                  num_inference_steps=args.inference_steps)
+    else:
+        result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
+                          progress=not args.no_progress, device=args.device,
+                          num_inference_steps=args.inference_steps)
+    result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
+        'eval'] else None
     if args.json:
         write_json(result, args.json)
     summary = {k: result[k] for k in ('task', 'policy', 'episodes', 'successes', 'success_rate',
-                                      'mean_episode_length')}
+                                      'mean_episode_length') if k in result}
     if 'inference_latency_ms' in result:
         summary['inference_latency_ms'] = result['inference_latency_ms']
     print(json.dumps(summary))

@@ -87,17 +87,18 @@ def run_episode(sim: TabletopSim, policy: Policy, seed: int) -> EpisodeResult:
 def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
                    num_inference_steps: Optional[int] = None) -> Any:
     """
-    Return a ``BCPolicyRunner`` for a run or checkpoint path.
+    Return a ``BCPolicyRunner`` for a shipped model name or a run or checkpoint path.
 
-    Raises ValueError naming the known policies when ``policy_name`` is neither
-    one of them nor an existing path.
+    Raises ValueError naming the known policies when ``policy_name`` is none of them.
     """
-    if not Path(policy_name).exists():
-        raise ValueError(f'unknown policy {policy_name!r}: neither a known policy '
-                         f'({", ".join(sorted(POLICY_FACTORIES))}) nor an existing BC run or '
-                         'checkpoint folder')
+    from .models import resolve_policy
+    try:
+        path = resolve_policy(policy_name)
+    except ValueError as error:
+        raise ValueError(f'{error}; built-in policies: {", ".join(sorted(POLICY_FACTORIES))}'
+                         ) from None
     from .residual_policy.bc_runner import BCPolicyRunner
-    return BCPolicyRunner(policy_name, device, num_inference_steps, seed)
+    return BCPolicyRunner(path, device, num_inference_steps, seed)
 
 
 def bc_sim_config(task: str, runner: Any, config: Optional[SimConfig] = None) -> SimConfig:

@@ -173,8 +173,12 @@ class LockstepClient(Node):
 
     def step(self, action: np.ndarray, action_mode: str) -> Observation:
         """Send ``action``, advance the simulator one control step and return the new obs."""
-        before = self._stamped(topics.JOINT_STATES)
         self.send(action, action_mode)
+        return self.advance()
+
+    def advance(self) -> Observation:
+        """Call ``/sim/step`` with the commands already delivered; return the new observation."""
+        before = self._stamped(topics.JOINT_STATES)
         response = self._call(self.step_client, Trigger.Request(), 'step')
         if not response.success:
             raise RuntimeError(f'sim_node step failed: {response.message}')

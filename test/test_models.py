@@ -1,0 +1,85 @@
+"""Shipped models: adding a run (float16, card, retrain commands), listing, name resolution."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from visual_rl_stack import models
+from visual_rl_stack.cli import main
+from visual_rl_stack.collect import collect
+from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.train_bc import train_bc
+
+TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    """Collect one lift episode and train a tiny run, both recorded as `vrl` commands."""
+    root = tmp_path_factory.mktemp('models')
+    saved = sys.argv
+    try:
+        sys.argv = ['/somewhere/bin/vrl', 'collect', '--task', 'lift', '--episodes', '1']
+        data = collect('lift', 1, root / 'data', views=('front',), width=32, height=32)
+        sys.argv = ['/somewhere/bin/vrl', 'train-bc', '--task', 'lift', '--steps', '5']
+        train_bc(data, root / 'run', 'lift', steps=5, batch_size=16, config_overrides=TINY,
+                 progress=False, device='cpu')
+    finally:
+        sys.argv = saved
+    return root / 'run'
+
+
+def test_add_ships_a_small_float16_copy_with_its_card(run, tmp_path):
+    evaluation = {'task': 'lift', 'episodes': 3, 'seed_start': 1000, 'successes': 1,
+                  'success_rate': 1 / 3, 'per_episode': [{'seed': 1000}]}
+    model = models.add_model(run, 'bc_lift_tiny', evaluation, folder=tmp_path,
+                             description='a test model')
+    assert model.path == tmp_path / 'bc_lift_tiny'
+    card = json.loads((model.path / models.MODEL_CARD).read_text())
+    assert card['task'] == 'lift' and card['obs_mode'] == 'state'
+    assert card['retrain'] == ['vrl collect --task lift --episodes 1',
+                               'vrl train-bc --task lift --steps 5']
+    assert card['evaluation']['success_rate'] == pytest.approx(1 / 3)
+    assert 'per_episode' not in card['evaluation']
+    assert not (model.path / 'training_state.pt').exists()
+    weights = load_file(str(model.path / 'checkpoint' / 'model.safetensors'))
+    assert {str(t.dtype) for t in weights.values() if t.is_floating_point()} == {
+        'torch.float16'}
+    # The shipped copy acts like the run it came from (float16 rounding only).
+    state = np.linspace(-0.5, 0.5, 24).astype(np.float32)
+    chunks = []
+    for path in (run, models.resolve_policy('bc_lift_tiny', tmp_path)):
+        runner = BCPolicyRunner(path, device='cpu', num_inference_steps=4, seed=3)
+        chunks.append(runner.act_from_observation(state))
+    np.testing.assert_allclose(chunks[0], chunks[1], atol=2e-2)
+
+
+def test_add_refuses_what_it_cannot_ship(run, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match='not a training run'):
+        models.add_model(tmp_path, 'x', folder=tmp_path / 'out')
+    with pytest.raises(ValueError, match='task'):
+        models.add_model(run, 'x', {'task': 'push'}, folder=tmp_path / 'out')
+    with pytest.raises(ValueError, match='invalid model name'):
+        models.add_model(run, '../x', folder=tmp_path / 'out')
+    monkeypatch.setattr(models, 'MAX_MODEL_BYTES', 1000)
+    with pytest.raises(ValueError, match='limit'):
+        models.add_model(run, 'too_big', folder=tmp_path / 'out')
+    assert list((tmp_path / 'out').iterdir()) == []  # nothing half-written is left
+
+
+def test_resolution_and_listing(run, tmp_path, monkeypatch, capsys):
+    models.add_model(run, 'bc_lift_tiny', folder=tmp_path)
+    monkeypatch.setattr(models, 'models_dir', lambda: tmp_path)
+    assert models.resolve_policy(run) == run
+    with pytest.raises(ValueError, match='bc_lift_tiny'):
+        models.resolve_policy('no_such_model')
+    assert main(['models']) == 0
+    out = capsys.readouterr().out
+    assert 'bc_lift_tiny' in out and 'lift' in out
+    assert main(['models', '--json']) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r['name'] for r in rows] == ['bc_lift_tiny'] and rows[0]['size_mb'] > 0
+    assert main(['models', 'add']) == 2  # missing RUN and NAME: a usage error, not a crash

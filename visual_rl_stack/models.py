@@ -1,0 +1,251 @@
+"""
+Shipped models: small trained policies in ``models/<name>/`` that make the defaults work.
+
+A shipped model is a trimmed run folder (``checkpoint/`` and ``config.json``,
+without optimiser state or logs) plus ``model.json``, its card: task,
+observations, what it scored and the exact commands that rebuild it from
+nothing (collect the demonstrations, train). Anywhere a policy run folder is
+accepted (``vrl eval --policy``, the policy node's ``policy`` parameter), the
+name of a shipped model is accepted too.
+
+``vrl models`` lists them; ``vrl models add RUN NAME --eval EVAL.json`` ships
+a run: weights are stored as float16 (half the size; the policy computes in
+float32 after loading), and the retrain commands come from the run's own
+records (the data folder's ``index.json`` and the run's ``config.json``), so
+they are the commands that were actually run.
+"""
+
+import argparse
+from dataclasses import dataclass
+import datetime
+import json
+import os
+from pathlib import Path
+import shlex
+import shutil
+import tempfile
+from typing import Optional, Union
+
+from safetensors.torch import load_file, save_file
+
+from .checkpoints import CONFIG_FILE, NORMALIZATION_FILE, WEIGHTS_FILE
+from .graph import PACKAGE
+
+PathLike = Union[str, os.PathLike]
+MODEL_CARD = 'model.json'
+RUN_CONFIG = 'config.json'
+CHECKPOINT = 'checkpoint'
+#: Shipped models must stay small enough for a git repository.
+MAX_MODEL_BYTES = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """One entry of ``models/``: where it is and what its card says."""
+
+    name: str
+    path: Path
+    card: dict
+
+    @property
+    def size_bytes(self) -> int:
+        """Return the size of the model folder on disk."""
+        return sum(f.stat().st_size for f in self.path.rglob('*') if f.is_file())
+
+    def summary(self) -> dict:
+        """Return the card fields worth a line in a listing."""
+        evaluation = self.card.get('evaluation') or {}
+        return {'name': self.name, 'task': self.card.get('task'),
+                'kind': self.card.get('kind'), 'obs': self.card.get('obs_mode'),
+                'success_rate': evaluation.get('success_rate'),
+                'episodes': evaluation.get('episodes'),
+                'seed_start': evaluation.get('seed_start'),
+                'size_mb': round(self.size_bytes / 2 ** 20, 2), 'path': str(self.path)}
+
+
+def models_dir() -> Path:
+    """
+    Return the ``models/`` folder: the source tree's when running from one, else share/.
+
+    The source tree wins so that a freshly added model is found before the
+    next ``colcon build`` installs it; an installed package (no ``models/``
+    beside its Python package) finds the copy in its share directory.
+    """
+    source = Path(__file__).resolve().parent.parent / 'models'
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import (get_package_share_directory,
+                                                 PackageNotFoundError)
+        try:
+            return Path(get_package_share_directory(PACKAGE)) / 'models'
+        except (PackageNotFoundError, OSError):
+            pass
+    except ImportError:
+        pass
+    return source
+
+
+def shipped_models(folder: Optional[Path] = None) -> dict[str, ShippedModel]:
+    """Return every model under ``folder`` (default :func:`models_dir`) by name."""
+    folder = folder or models_dir()
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for card in sorted(folder.glob(f'*/{MODEL_CARD}')):
+        found[card.parent.name] = ShippedModel(card.parent.name, card.parent,
+                                               json.loads(card.read_text()))
+    return found
+
+
+def resolve_policy(name_or_path: PathLike, folder: Optional[Path] = None) -> Path:
+    """
+    Return the run folder of a shipped model name or an existing path.
+
+    Raises ValueError naming the shipped models when it is neither.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    models = shipped_models(folder)
+    if str(name_or_path) in models:
+        return models[str(name_or_path)].path
+    known = ', '.join(sorted(models)) or 'none installed'
+    raise ValueError(f'policy {str(name_or_path)!r} is neither a shipped model ({known}) nor '
+                     'an existing run or checkpoint folder')
+
+
+def retrain_commands(run_config: dict) -> list[str]:
+    """
+    Return the commands that rebuild a run: its data collection, then its training sessions.
+
+    The collection command is the one recorded in the data folder's
+    ``index.json`` (when the folder is still there); the training commands
+    are those recorded in the run's sessions. Only ``vrl`` command lines are
+    kept (a run made from Python has no command to rerun), with the
+    executable's path shortened to ``vrl``.
+    """
+    commands = []
+    index = Path(run_config.get('data', '')) / 'index.json'
+    if index.is_file():
+        recorded = json.loads(index.read_text()).get('command')
+        if recorded:
+            commands.append(recorded)
+    commands += [s['command'] for s in run_config.get('sessions', []) if s.get('command')]
+    return [c for c in map(_vrl_command, commands) if c]
+
+
+def _vrl_command(command: str) -> Optional[str]:
+    """Return a recorded ``vrl`` command with the executable's path shortened; None otherwise."""
+    words = shlex.split(command)
+    if not words or os.path.basename(words[0]) != 'vrl':
+        return None  # recorded from Python (a test, a notebook): not a command to rerun
+    return shlex.join(['vrl', *words[1:]])
+
+
+def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
+              folder: Optional[Path] = None, description: str = '') -> ShippedModel:
+    """
+    Copy a BC run into ``models/<name>`` (float16 weights, run config, card); return it.
+
+    ``evaluation`` is a ``vrl eval --json`` result; its success rate, seeds
+    and command go on the card. Raises ValueError when the run is not a BC
+    run, the evaluation is of another task, or the model would exceed
+    :data:`MAX_MODEL_BYTES`.
+    """
+    run = Path(run)
+    checkpoint = run / CHECKPOINT
+    if not (checkpoint / WEIGHTS_FILE).is_file() or not (run / RUN_CONFIG).is_file():
+        raise ValueError(f'{run} is not a training run folder (needs {CHECKPOINT}/'
+                         f'{WEIGHTS_FILE} and {RUN_CONFIG})')
+    run_config = json.loads((run / RUN_CONFIG).read_text())
+    if evaluation is not None and evaluation.get('task') != run_config.get('task'):
+        raise ValueError(f'the evaluation is of task {evaluation.get("task")!r}, the run was '
+                         f'trained on {run_config.get("task")!r}')
+    folder = folder or Path(__file__).resolve().parent.parent / 'models'
+    if not name or '/' in name or name.startswith('.'):
+        raise ValueError(f'invalid model name {name!r}: use letters, digits, _ and -')
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=folder))
+    try:
+        (staging / CHECKPOINT).mkdir()
+        tensors = {k: v.half() if v.is_floating_point() else v
+                   for k, v in load_file(str(checkpoint / WEIGHTS_FILE)).items()}
+        save_file(tensors, str(staging / CHECKPOINT / WEIGHTS_FILE),
+                  metadata={'kind': 'diffusion_policy', 'stored_dtype': 'float16'})
+        for extra in (CONFIG_FILE, NORMALIZATION_FILE):
+            shutil.copy2(checkpoint / extra, staging / CHECKPOINT / extra)
+        trimmed = {k: v for k, v in run_config.items() if k != 'episode_names'}
+        (staging / RUN_CONFIG).write_text(json.dumps(trimmed, indent=2) + '\n')
+        card = {
+            'name': name, 'kind': 'bc', 'task': run_config.get('task'),
+            'obs_mode': run_config.get('obs_mode'),
+            'action_mode': run_config.get('action_mode'),
+            'description': description,
+            'training': {'steps': run_config.get('steps'),
+                         'episodes': run_config.get('episodes'),
+                         'windows': run_config.get('windows')},
+            'retrain': retrain_commands(run_config),
+            'evaluation': _evaluation_summary(evaluation),
+            'shipped': datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec='seconds'),
+        }
+        (staging / MODEL_CARD).write_text(json.dumps(card, indent=2) + '\n')
+        size = sum(f.stat().st_size for f in staging.rglob('*') if f.is_file())
+        if size > MAX_MODEL_BYTES:
+            raise ValueError(f'model {name} would be {size / 2 ** 20:.1f} MB, over the '
+                             f'{MAX_MODEL_BYTES / 2 ** 20:.0f} MB limit for shipped models')
+        target = folder / name
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ShippedModel(name, target, card)
+
+
+def _evaluation_summary(evaluation: Optional[dict]) -> Optional[dict]:
+    """Keep the headline numbers of a ``vrl eval`` JSON (not the per-episode rows)."""
+    if evaluation is None:
+        return None
+    keys = ('episodes', 'seed_start', 'successes', 'success_rate', 'mean_episode_length',
+            'via_ros', 'date', 'inference_latency_ms', 'command')
+    return {k: evaluation[k] for k in keys if k in evaluation}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Attach the ``vrl models`` arguments (list, or ``add`` a run)."""
+    parser.add_argument('action', nargs='?', choices=('list', 'add'), default='list',
+                        help='list the shipped models (default) or add a run to them')
+    parser.add_argument('run', nargs='?', type=Path, help='add: the BC run folder to ship')
+    parser.add_argument('name', nargs='?', help='add: the name to ship it under')
+    parser.add_argument('--eval', type=Path, dest='eval_json',
+                        help='add: `vrl eval --json` result to put on the model card')
+    parser.add_argument('--description', default='', help='add: one line for the model card')
+    parser.add_argument('--json', action='store_true', help='list: print JSON')
+
+
+def main(args: argparse.Namespace) -> int:
+    """List the shipped models or ship a run."""
+    if args.action == 'add':
+        if args.run is None or not args.name:
+            raise ValueError('usage: vrl models add RUN NAME [--eval EVAL.json]')
+        evaluation = json.loads(args.eval_json.read_text()) if args.eval_json else None
+        model = add_model(args.run, args.name, evaluation, description=args.description)
+        print(f'shipped {model.name} ({model.size_bytes / 2 ** 20:.1f} MB) in {model.path}')
+        return 0
+    rows = [m.summary() for m in shipped_models().values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f'no shipped models in {models_dir()}')
+        return 0
+    print(f'{"name":<24} {"task":<11} {"obs":<12} {"success":>12} {"size":>8}')
+    for row in rows:
+        rate = ('-' if row['success_rate'] is None else
+                f'{row["success_rate"]:.0%} of {row["episodes"]}')
+        print(f'{row["name"]:<24} {row["task"] or "-":<11} {row["obs"] or "-":<12} '
+              f'{rate:>12} {row["size_mb"]:>6.1f}MB')
+    return 0
