@@ -80,6 +80,8 @@ class Expert:
     def reset(self) -> None:
         """Start a new episode from the first phase."""
         self.goto('start')
+        #: The last action without the injected noise (the DART label), or None.
+        self.clean_action: Optional[np.ndarray] = None
 
     def goto(self, phase: str) -> None:
         """Enter a phase and restart its step counter."""
@@ -104,13 +106,20 @@ class Expert:
         if angle > sim.max_rot_delta:
             turn *= sim.max_rot_delta / angle
         delta = np.concatenate([step, quat_to_euler(quat_from_rotvec(turn)), [wp.grip]])
+        self.clean_action = self._layout(delta, ref_pos, ref_orn)
         if self.noise > 0:
             scale = [sim.max_delta] * 3 + [sim.max_rot_delta] * 3
+            delta = delta.copy()
             delta[:6] += self.rng.normal(0.0, self.noise * wp.noise_scale, 6) * scale
+        return self._layout(delta, ref_pos, ref_orn)
+
+    def _layout(self, delta: np.ndarray, ref_pos: np.ndarray, ref_orn: np.ndarray
+                ) -> np.ndarray:
+        """Return a ``[dx, dy, dz, droll, dpitch, dyaw, grip]`` step in this expert's layout."""
         if self.action_mode == 'delta':
             return delta
         orn = quat_multiply(quat_from_euler(delta[3:6]), ref_orn)
-        return np.concatenate([ref_pos + delta[:3], orn, [wp.grip]])
+        return np.concatenate([ref_pos + delta[:3], orn, delta[6:7]])
 
     @staticmethod
     def reached(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:

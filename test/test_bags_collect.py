@@ -72,6 +72,25 @@ def test_dataset_aligns_actions_that_reproduce_the_expert(demos):
     assert arrays['state'].shape[0] == arrays['action'].shape[0] == steps
 
 
+def test_noisy_demonstrations_are_labelled_with_the_clean_expert_action(tmp_path):
+    """DART: the bag executes noisy commands, the dataset learns the expert's intent."""
+    collect(TASK, 1, tmp_path, seed_start=5, views=('front',), width=32, height=24, noise=0.2)
+    episode = BagDataset(tmp_path).episode(0)
+    sim = TabletopSim(sim_config(TASK, (), 'delta', 32, 24))
+    try:
+        sim.reset(seed=5)
+        expert = make_expert(TASK, 'delta', 0.2, np.random.default_rng(5))
+        executed, clean = [], []
+        for _ in range(len(episode)):
+            executed.append(expert.act(sim))
+            clean.append(expert.clean_action)
+            sim.step(executed[-1])
+    finally:
+        sim.close()
+    np.testing.assert_allclose(episode.action, np.array(clean), rtol=1e-9, atol=1e-12)
+    assert np.abs(np.array(executed) - np.array(clean))[:, :3].max() > 1e-3
+
+
 def test_cache_is_used_the_second_time(demos):
     first = BagDataset(demos, views=['front'])
     cached = sorted((demos / '.cache').glob('*.npz'))

@@ -6,17 +6,32 @@ import numpy as np
 
 from visual_rl_stack import topics
 from visual_rl_stack.bags import bag_topics
+from visual_rl_stack.collect import collect
 from visual_rl_stack.dataset import BagDataset
 from visual_rl_stack.demo import run_demo
+from visual_rl_stack.residual_policy.train_bc import train_bc
+
+TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 
 
 def test_demo_graph_records_a_readable_successful_episode(tmp_path):
-    report = run_demo(tmp_path, ['reach'], episodes=1, seed_start=1000)
+    data = collect('lift', 1, tmp_path / 'data', views=('front',), width=32, height=32)
+    policy = tmp_path / 'bc_run'
+    train_bc(data, policy, 'lift', steps=5, batch_size=16, config_overrides=TINY,
+             progress=False, device='cpu')
+    report = run_demo(tmp_path / 'demo', ['reach'], episodes=1, seed_start=1000,
+                      policies=[str(policy)], policy_episodes=1)
+    tmp_path = tmp_path / 'demo'
 
     row = report['episodes'][0]
     assert row['success'], 'the expert driven through ROS should solve reach'
     assert json.loads((tmp_path / 'report.json').read_text())['tasks']['reach']['episodes'] == 1
     assert (tmp_path / 'multiview.png').stat().st_size > 0
+    # The BC policy ran on its own task through the policy node, and the report says so.
+    (bc_row,) = report['policies']
+    assert bc_row['task'] == 'lift' and bc_row['episodes'] == 1
+    assert bc_row['inference_latency_ms']['chunks'] >= 1
+    assert str(policy) in (tmp_path / 'report.md').read_text()
 
     recorded = bag_topics(row['bag'])
     for topic in (topics.CLOCK, topics.JOINT_STATES, topics.ARM_DELTA_TWIST,

@@ -67,6 +67,11 @@ def record_episode(sim: TabletopSim, seed: int, noise: float, recorder: BagRecor
         action = expert.act(sim)
         write_messages(recorder, command_messages(action, config.action_mode,
                                                   config.control_hz, stamp), stamp)
+        if noise > 0:
+            labels = command_messages(expert.clean_action, config.action_mode,
+                                      config.control_hz, stamp)
+            write_messages(recorder, ((topics.expert_label_topic(t), m) for t, m in labels),
+                           stamp)
         result = sim.step(action)
     stamp = stamp_from_seconds(sim.sim_time)
     write_messages(recorder, observation_messages(sim, stamp), stamp)

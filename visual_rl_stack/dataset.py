@@ -7,6 +7,9 @@ stamped (header stamp, else log time) no later than half a control period after
 step ``k``. Steps before the first or after the last arm command are dropped
 (the final observation has no action). ``reward[k]`` and ``success[k]`` are what
 followed action ``k``, i.e. the values published with step ``k + 1``.
+Actions come from the command topics, or, when the bag has them, from the
+expert's noise-free label topics (``/expert/...``, recorded by ``vrl collect
+--noise``), so noisy demonstrations teach corrections without teaching noise.
 
 Decoding bags is slow, so each bag is decoded once into an ``.npz`` under
 ``<folder>/.cache/``, keyed by the bag's file sizes and times and the format
@@ -31,7 +34,7 @@ from .sim.robot import MAX_GRIPPER_WIDTH
 from .sim.step_messages import twist_to_delta
 
 #: Bump when the cached arrays change meaning; old caches are then ignored.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 CACHE_DIR = '.cache'
 ACTION_TOPICS = {'delta': topics.ARM_DELTA_TWIST, 'absolute': topics.ARM_TARGET_POSE}
 
@@ -176,12 +179,17 @@ def decode_episode(bag: Path) -> Episode:
                        f'{sorted(ACTION_TOPICS.values())}')
     mode, command = modes[0], ACTION_TOPICS[modes[0]]
     views = camera_views(available)
+    # Demonstrations with injected noise carry the expert's intended commands: learn those.
+    label_topics = {topic: topics.expert_label_topic(topic) for topic in (command,
+                                                                   topics.GRIPPER_COMMAND)}
+    if not all(label in available for label in label_topics.values()):
+        label_topics = {topic: topic for topic in label_topics}
     streams = read_streams(bag, [topics.JOINT_STATES, topics.EE_POSE, topics.TASK_STATE,
                                  topics.TASK_SUCCESS, topics.TASK_REWARD,
-                                 topics.TASK_INSTRUCTION, topics.GRIPPER_COMMAND, command]
+                                 topics.TASK_INSTRUCTION, *sorted(set(label_topics) | set(label_topics.values()))]
                            + [t for v in views for t in (topics.color_topic(v),
                                                          topics.depth_topic(v))])
-    for topic in (topics.JOINT_STATES, topics.EE_POSE, command, topics.GRIPPER_COMMAND):
+    for topic in (topics.JOINT_STATES, topics.EE_POSE, *label_topics.values()):
         if topic not in streams:
             raise BagError(f'bag {bag} has no {topic} messages')
     steps = streams[topics.JOINT_STATES].times
@@ -191,7 +199,7 @@ def decode_episode(bag: Path) -> Episode:
     aligned = Aligned(bag, streams, steps, period // 2)
     first, last = streams[command].times[[0, -1]]
     rows = np.flatnonzero((steps >= first - period // 2) & (steps <= last + period // 2))
-    rows = rows[aligned.present(topics.GRIPPER_COMMAND, rows)]
+    rows = rows[aligned.present(label_topics[topics.GRIPPER_COMMAND], rows)]
     if not len(rows):
         raise BagError(f'bag {bag} has no control step with both an arm and a gripper command')
     after = np.minimum(rows + 1, len(steps) - 1)
@@ -203,8 +211,8 @@ def decode_episode(bag: Path) -> Episode:
         name=bag.name, instruction=instruction.data if instruction else '',
         action_mode=mode, control_hz=1e9 / period, stamps=steps[rows] * 1e-9,
         state=state, state_labels=labels,
-        action=actions(mode, aligned.at(command, rows),
-                       aligned.at(topics.GRIPPER_COMMAND, rows), period * 1e-9),
+        action=actions(mode, aligned.at(label_topics[command], rows),
+                       aligned.at(label_topics[topics.GRIPPER_COMMAND], rows), period * 1e-9),
         reward=np.array([m.data if m else 0.0 for m in aligned.at(
             topics.TASK_REWARD, after, default=None)], dtype=np.float32),
         success=np.array([bool(m and m.data) for m in aligned.at(

@@ -47,6 +47,17 @@ def camera_pose_topic(camera: str) -> str:
     return f'/{camera}/pose'
 
 
+def expert_label_topic(command_topic: str) -> str:
+    """
+    Topic of a demonstrator's noise-free command recorded beside the executed one.
+
+    With injected noise (DART), the bag's command topics carry what was
+    executed and ``/expert/<command topic>`` what the expert meant; training
+    uses the latter as the label.
+    """
+    return f'/expert{command_topic}'
+
+
 #: Camera streams: best effort, keep last 5 (a reliable subscriber would not match).
 SENSOR_QOS = qos_profile_sensor_data
 #: Robot state and commands: reliable, keep last 10.
