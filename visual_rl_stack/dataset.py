@@ -180,13 +180,14 @@ def decode_episode(bag: Path) -> Episode:
     mode, command = modes[0], ACTION_TOPICS[modes[0]]
     views = camera_views(available)
     # Demonstrations with injected noise carry the expert's intended commands: learn those.
-    label_topics = {topic: topics.expert_label_topic(topic) for topic in (command,
-                                                                   topics.GRIPPER_COMMAND)}
+    label_topics = {topic: topics.expert_label_topic(topic)
+                    for topic in (command, topics.GRIPPER_COMMAND)}
     if not all(label in available for label in label_topics.values()):
         label_topics = {topic: topic for topic in label_topics}
+    wanted = sorted(set(label_topics) | set(label_topics.values()))
     streams = read_streams(bag, [topics.JOINT_STATES, topics.EE_POSE, topics.TASK_STATE,
                                  topics.TASK_SUCCESS, topics.TASK_REWARD,
-                                 topics.TASK_INSTRUCTION, *sorted(set(label_topics) | set(label_topics.values()))]
+                                 topics.TASK_INSTRUCTION, *wanted]
                            + [t for v in views for t in (topics.color_topic(v),
                                                          topics.depth_topic(v))])
     for topic in (topics.JOINT_STATES, topics.EE_POSE, *label_topics.values()):
