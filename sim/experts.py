@@ -68,18 +68,33 @@ class Expert:
     """Base class: phase bookkeeping, waypoint-to-action conversion and noise."""
 
     def __init__(self, action_mode: str = 'delta', noise: float = 0.0,
-                 rng: Optional[np.random.Generator] = None):
-        """Remember the output layout and the noise level."""
+                 rng: Optional[np.random.Generator] = None, approach_jitter: float = 0.0):
+        """
+        Remember the output layout and the noise levels.
+
+        ``noise`` perturbs every action (a fraction of the per-step limits);
+        ``approach_jitter`` (metres) moves the pre-grasp waypoint of grasping
+        experts by a random horizontal offset per episode, so that their
+        descents show how to correct a missed approach.
+        """
         if action_mode not in ('delta', 'absolute'):
             raise ValueError(f"action_mode must be 'delta' or 'absolute', got {action_mode!r}")
+        if noise < 0 or approach_jitter < 0:
+            raise ValueError(f'noise and approach_jitter must be >= 0, got {noise} and '
+                             f'{approach_jitter}')
         self.action_mode = action_mode
         self.noise = noise
+        self.approach_jitter = approach_jitter
         self.rng = rng or np.random.default_rng()
         self.reset()
 
     def reset(self) -> None:
         """Start a new episode from the first phase."""
         self.goto('start')
+        radius = self.approach_jitter * np.sqrt(self.rng.uniform()) if self.approach_jitter else 0
+        angle = self.rng.uniform(-np.pi, np.pi) if self.approach_jitter else 0.0
+        #: Horizontal offset of this episode's pre-grasp waypoint (uniform in a disc).
+        self.approach_offset = np.array([radius * np.cos(angle), radius * np.sin(angle), 0.0])
         #: The last action without the injected noise (the DART label), or None.
         self.clean_action: Optional[np.ndarray] = None
 
@@ -173,7 +188,7 @@ class PickAndPlaceExpert(Expert):
         """Run one step of the pick-and-place state machine."""
         ee = sim.robot_state().ee_position
         grasp, yaw = self.grasp_point(sim)
-        above = grasp + (0.0, 0.0, APPROACH_DZ)
+        above = grasp + (0.0, 0.0, APPROACH_DZ) + self.approach_offset
         if self.phase == 'start':
             self.goto('approach')
         if self.phase == 'approach':
@@ -378,11 +393,12 @@ EXPERTS: dict[str, type[Expert]] = {
 
 
 def make_expert(task_name: str, action_mode: str = 'delta', noise: float = 0.0,
-                rng: Optional[np.random.Generator] = None) -> Expert:
+                rng: Optional[np.random.Generator] = None,
+                approach_jitter: float = 0.0) -> Expert:
     """Return the scripted expert for a task, or raise ValueError listing the tasks."""
     if task_name not in EXPERTS:
         raise ValueError(f'no expert for task {task_name!r}; known tasks: {", ".join(EXPERTS)}')
-    return EXPERTS[task_name](action_mode, noise, rng)
+    return EXPERTS[task_name](action_mode, noise, rng, approach_jitter)
 
 
 def evaluate_expert(task: str, episodes: int, seed_start: int = 0, noise: float = 0.0,

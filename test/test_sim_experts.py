@@ -20,6 +20,27 @@ def test_expert_in_absolute_mode_with_noise():
     assert result['successes'] == 2, result
 
 
+def test_approach_jitter_moves_the_pregrasp_point_and_the_expert_still_grasps():
+    sim = TabletopSim(SimConfig(task='lift', cameras=()))
+    try:
+        offsets = []
+        for seed in (1000, 1001):
+            sim.reset(seed=seed)
+            expert = make_expert('lift', 'delta', 0.0, np.random.default_rng(seed), 0.03)
+            offsets.append(expert.approach_offset)
+            for _ in range(sim.max_episode_steps):
+                if sim.step(expert.act(sim)).success:
+                    break
+            assert sim.task.success()
+        assert all(0 < np.linalg.norm(o) <= 0.03 and o[2] == 0 for o in offsets)
+        assert not np.allclose(offsets[0], offsets[1])
+        assert not make_expert('lift').approach_offset.any()
+    finally:
+        sim.close()
+    with pytest.raises(ValueError, match='approach_jitter'):
+        make_expert('lift', approach_jitter=-0.01)
+
+
 def test_stack_reports_stages():
     sim = TabletopSim(SimConfig(task='stack', cameras=()))
     try:

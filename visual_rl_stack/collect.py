@@ -52,11 +52,13 @@ def write_messages(recorder: BagRecorder, messages: Messages, stamp: Time) -> No
         recorder.write(topic, ros_type_name(msg), serialize(msg), log_time)
 
 
-def record_episode(sim: TabletopSim, seed: int, noise: float, recorder: BagRecorder) -> dict:
+def record_episode(sim: TabletopSim, seed: int, noise: float, recorder: BagRecorder,
+                   approach_jitter: float = 0.0) -> dict:
     """Run the expert for one episode on ``sim`` and record it; return its index entry."""
     config = sim.config
     sim.reset(seed=seed)
-    expert = make_expert(config.task, config.action_mode, noise, np.random.default_rng(seed))
+    expert = make_expert(config.task, config.action_mode, noise, np.random.default_rng(seed),
+                         approach_jitter)
     stamp = stamp_from_seconds(sim.sim_time)
     write_messages(recorder, iter([(topics.TASK_INSTRUCTION, String(data=sim.instruction))]),
                    stamp)
@@ -112,9 +114,12 @@ def load_index(path: Path, header: dict) -> dict:
 
 def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
             views: Sequence[str] = DEFAULT_VIEWS, noise: float = 0.0,
-            action_mode: str = 'delta', width: int = 128, height: int = 128) -> Path:
+            action_mode: str = 'delta', width: int = 128, height: int = 128,
+            approach_jitter: float = 0.0) -> Path:
     """
     Record ``episodes`` expert episodes (seeds from ``seed_start``); return ``out_dir``.
+
+    ``noise`` and ``approach_jitter`` are the expert's (see ``sim.experts.Expert``).
 
     One bag per episode (``out_dir/<task>_seed<NNNN>``) and ``out_dir/index.json``.
     An existing folder is extended if it was collected with the same settings;
@@ -123,8 +128,9 @@ def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
     """
     if episodes <= 0:
         raise ValueError(f'episodes must be positive, got {episodes}')
-    if noise < 0:
-        raise ValueError(f'noise must be >= 0, got {noise}')
+    if noise < 0 or approach_jitter < 0:
+        raise ValueError(f'noise and approach jitter must be >= 0, got {noise} and '
+                         f'{approach_jitter}')
     config = sim_config(task, views, action_mode, width, height)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +138,8 @@ def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
     index = load_index(index_path, {
         'format': INDEX_FORMAT, 'task': task, 'action_mode': action_mode,
         'control_hz': config.control_hz, 'views': list(views), 'width': width,
-        'height': height, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        'height': height, 'noise': noise, 'approach_jitter': approach_jitter,
+        'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
         'command': ' '.join(sys.argv)})
     sim = TabletopSim(config)
     custom = {'task': task, 'action_mode': action_mode, 'control_hz': str(config.control_hz)}
@@ -143,7 +150,7 @@ def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
             recorder = BagRecorder(out_dir / name, custom | {'seed': str(seed)})
             try:
                 with recorder:
-                    entry = record_episode(sim, seed, noise, recorder)
+                    entry = record_episode(sim, seed, noise, recorder, approach_jitter)
             except KeyboardInterrupt:
                 index['episodes'].append({'seed': seed, 'bag': recorder.path.name,
                                           'success': False, 'steps': sim.step_count,
@@ -167,6 +174,9 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
                         help='camera views to record')
     parser.add_argument('--noise', type=float, default=0.0,
                         help='expert action noise (fraction of the action limits)')
+    parser.add_argument('--approach-jitter', type=float, default=0.0,
+                        help='random horizontal offset (m) of grasping experts\' pre-grasp '
+                             'waypoint, so that descents show corrections')
     parser.add_argument('--action-mode', choices=('delta', 'absolute'), default='delta',
                         help='command layout the expert uses')
     parser.add_argument('--width', type=int, default=128, help='image width (pixels)')
@@ -176,7 +186,8 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
 def collect_main(args: argparse.Namespace) -> int:
     """Run ``vrl collect`` from parsed arguments and print a one-line summary."""
     out_dir = collect(args.task, args.episodes, args.out, args.seed_start, args.views,
-                      args.noise, args.action_mode, args.width, args.height)
+                      args.noise, args.action_mode, args.width, args.height,
+                      args.approach_jitter)
     index = json.loads((out_dir / INDEX_FILE).read_text())
     done = [e for e in index['episodes'] if not e['interrupted']]
     successes = sum(e['success'] for e in done)
