@@ -175,7 +175,7 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--noise', type=float, default=0.0,
                         help='expert action noise (fraction of the action limits)')
     parser.add_argument('--approach-jitter', type=float, default=0.0,
-                        help='random horizontal offset (m) of grasping experts\' pre-grasp '
+                        help="random horizontal offset (m) of grasping experts' pre-grasp "
                              'waypoint, so that descents show corrections')
     parser.add_argument('--action-mode', choices=('delta', 'absolute'), default='delta',
                         help='command layout the expert uses')
