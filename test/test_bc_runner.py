@@ -114,7 +114,7 @@ def test_bad_policy_path_is_a_clear_error(tmp_path, capsys):
     assert main(['eval', '--task', 'lift', '--policy', str(missing), '--episodes', '1',
                  '--no-progress']) == 2
     err = capsys.readouterr().err
-    assert 'no_such_run' in err and 'neither a known policy' in err
+    assert 'no_such_run' in err and 'is neither a shipped model' in err
     assert main(['eval', '--task', 'lift', '--policy', str(tmp_path), '--episodes', '1',
                  '--no-progress']) == 2
     assert 'not a BC run folder' in capsys.readouterr().err

@@ -236,3 +236,19 @@ def test_eval_via_ros_matches_in_process(ros_context, state_run):
     latency = via_ros['inference_latency_ms']
     assert latency['steps'] == ros_row['steps']
     assert latency['chunks'] == -(-ros_row['steps'] // TINY['n_action_steps'])
+
+
+def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
+    """Images travel sim -> camera node (tiled) -> policy node (split) like on a robot."""
+    from visual_rl_stack.evaluation import evaluate
+    from visual_rl_stack.ros_policy_eval import evaluate_via_ros
+    run = state_run.parent / 'run_image'
+    train_bc(state_run.parent / 'data', run, 'lift', obs_mode='image', steps=3, batch_size=8,
+             config_overrides={**TINY, 'image_channels': (8, 16), 'num_keypoints': 8,
+                               'image_feature_dim': 16},
+             progress=False, device='cpu')
+    via_ros = evaluate_via_ros('lift', str(run), 1, 1001, progress=False, device='cpu',
+                               context=ros_context)
+    in_process = evaluate('lift', str(run), 1, 1001, progress=False, device='cpu')
+    assert via_ros['per_episode'][0]['steps'] == in_process['per_episode'][0]['steps']
+    assert via_ros['inference_latency_ms']['chunks'] >= 1
