@@ -83,3 +83,15 @@ def test_resolution_and_listing(run, tmp_path, monkeypatch, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r['name'] for r in rows] == ['bc_lift_tiny'] and rows[0]['size_mb'] > 0
     assert main(['models', 'add']) == 2  # missing RUN and NAME: a usage error, not a crash
+
+
+def test_every_shipped_model_loads_and_its_card_is_complete():
+    shipped = models.shipped_models()
+    for name, model in shipped.items():
+        assert model.size_bytes <= models.MAX_MODEL_BYTES, name
+        card = model.card
+        assert card['name'] == name and card['retrain'], name
+        assert card['retrain'][-1].startswith('vrl train-bc'), name
+        assert card['evaluation']['episodes'] >= 1, name
+        runner = BCPolicyRunner(model.path, device='cpu', num_inference_steps=2)
+        assert runner.task == card['task'] and runner.config.obs_mode == card['obs_mode']
