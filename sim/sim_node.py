@@ -186,12 +186,16 @@ class CommandBuffer:
         if self._reject_arm('twist', frame_id, linear, angular):
             return
         step, turn = linear / self.control_hz, angular / self.control_hz
-        if np.linalg.norm(step) > self.max_step or np.linalg.norm(turn) > self.max_turn:
+        # Per-axis limits, as the simulator's own delta actions have (an action box), so a
+        # policy acts the same through ROS as in process; the sim clips, this node reports.
+        tolerance = 1e-9
+        if (np.abs(step).max() > self.max_step + tolerance
+                or np.abs(turn).max() > self.max_turn + tolerance):
             limits = (self.max_step * self.control_hz, self.max_turn * self.control_hz)
-            self.report(WARN, 'twist above the speed limits (%.2f m/s, %.2f rad/s); scaled down'
-                        % limits)
-            step = step * min(1.0, self.max_step / max(np.linalg.norm(step), 1e-12))
-            turn = turn * min(1.0, self.max_turn / max(np.linalg.norm(turn), 1e-12))
+            self.report(WARN, 'twist above the per-axis speed limits (%.2f m/s, %.2f rad/s); '
+                        'clipped' % limits)
+            step = np.clip(step, -self.max_step, self.max_step)
+            turn = np.clip(turn, -self.max_turn, self.max_turn)
         self.twist = (step, turn)
         self.target = None
 

@@ -235,6 +235,13 @@ def test_wrong_frame_is_rejected_and_drops_the_active_target():
     [issue] = commands.take_issues()
     assert issue.level == ERROR and "'camera'" in issue.message
     np.testing.assert_array_equal(commands.goal(HOLD, now=0.1)[0], HOLD[0])
+    # The limits are per axis, like the simulator's action box: a diagonal move at the
+    # limit on every axis passes unchanged, only the axis beyond it is clipped.
+    commands.set_twist(np.array([0.5, -0.5, 0.9]), np.zeros(3), 'world')
+    assert [i.level for i in commands.take_issues()] == [WARN]
+    np.testing.assert_allclose(commands.twist[0], [0.05, -0.05, 0.05])
+    commands.set_twist(np.array([0.5, -0.5, 0.5]), np.zeros(3), 'world')
+    assert commands.take_issues() == []
 
 
 def test_out_of_workspace_target_is_clamped_with_a_warning():
