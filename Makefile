@@ -29,7 +29,7 @@ demo: build
 	$(ACTIVATE) && source install/setup.bash && vrl demo --out $(DEMO_OUT)
 
 bench: build
-	$(ACTIVATE) && source install/setup.bash && vrl bench all --json runs/bench/bench.json
+	$(ACTIVATE) && source install/setup.bash && vrl bench all --policy-state bc_state_lift --policy-image bc_image_lift --json runs/bench/bench.json
 
 clean:
 	rm -rf build install log

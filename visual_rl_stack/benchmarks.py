@@ -30,10 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='interleaved runs per sim measurement (the best is kept)')
     parser.add_argument('--frames', type=int, default=200, help='frames for the latency run')
     parser.add_argument('--policy-state', type=Path, metavar='RUN',
-                        help='state BC run or checkpoint for the policy suite '
+                        help='shipped model name, state BC run or checkpoint for the policy suite '
                              '(default: default config, random weights)')
     parser.add_argument('--policy-image', type=Path, metavar='RUN',
-                        help='image BC run or checkpoint for the policy suite '
+                        help='shipped model name, image BC run or checkpoint for the policy suite '
                              '(default: front+wrist 96x96, random weights)')
     parser.add_argument('--chunks', type=int, default=50,
                         help='timed chunk inferences per DDIM step count (policy suite)')
