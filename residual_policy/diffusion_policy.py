@@ -18,7 +18,7 @@ hold the EMA weights when saved inside that block.
 """
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 import os
 from typing import Iterator, Mapping, Optional, Union
 
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .config_dicts import config_from_dict
 from .encoders import MultiViewImageEncoder, OBS_MODES, ObservationEncoder, StateEncoder
 from .normalization import MinMaxNormalizer
 from .unet1d import ConditionalUnet1D
@@ -98,11 +99,7 @@ class DiffusionPolicyConfig:
     @classmethod
     def from_dict(cls, data: Mapping) -> 'DiffusionPolicyConfig':
         """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f'unknown DiffusionPolicyConfig keys: {", ".join(unknown)}')
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return config_from_dict(cls, data)
 
     def scheduler_kwargs(self) -> dict:
         """Return the settings DDPM (training) and DDIM (inference) must share."""

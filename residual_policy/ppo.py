@@ -23,7 +23,8 @@ from typing import Mapping, NamedTuple, Optional, Union
 import numpy as np
 import torch
 
-from .residual_actor_critic import config_from_dict, Critic, ResidualActor
+from .config_dicts import config_from_dict
+from .residual_actor_critic import Critic, ResidualActor
 
 #: Keys :func:`ppo_update` reads; vector entries have a trailing feature axis.
 BATCH_KEYS = ('states', 'base_actions', 'residuals', 'log_probs', 'values', 'advantages',

@@ -12,22 +12,14 @@ The small ``residual_scale`` keeps exploration noise and early, poorly trained
 corrections within a narrow band around the demonstrated behaviour.
 """
 
-from dataclasses import asdict, dataclass, fields
-from typing import Mapping, Type, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Mapping
 
 import torch
 from torch import nn
 from torch.distributions import Normal
 
-Config = TypeVar('Config')
-
-
-def config_from_dict(cls: Type[Config], data: Mapping) -> Config:
-    """Build dataclass ``cls`` from a JSON dict; unknown keys are refused, lists become tuples."""
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f'unknown {cls.__name__} keys: {", ".join(unknown)}')
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+from .config_dicts import config_from_dict
 
 
 @dataclass(frozen=True)
