@@ -153,10 +153,20 @@ def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
         results = [run_episode(sim, policy, seed) for seed in bar]
     finally:
         sim.close()
+    return summarise_episodes(task, policy_name, seed_start, results, runner)
+
+
+def summarise_episodes(task: str, policy_name: str, seed_start: int,
+                       results: list[EpisodeResult], runner: Any = None) -> dict:
+    """
+    Return the evaluation JSON shared by ``vrl eval`` in process and through ROS.
+
+    With a BC ``runner`` its chunk-inference latency and device are added.
+    """
     successes = sum(r.success for r in results)
     result = {
-        'task': task, 'policy': policy_name, 'episodes': episodes, 'seed_start': seed_start,
-        'successes': successes, 'success_rate': successes / episodes,
+        'task': task, 'policy': policy_name, 'episodes': len(results), 'seed_start': seed_start,
+        'successes': successes, 'success_rate': successes / len(results),
         'mean_episode_length': float(np.mean([r.steps for r in results])),
         'per_episode': [asdict(r) for r in results],
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

@@ -18,13 +18,11 @@ two evaluations run the same policy; the workspace box and the NaN and
 staleness guards stay as configured.
 """
 
-import datetime
 import math
 import os
 import time
 from typing import Any, Optional
 
-import numpy as np
 import rclpy
 from rclpy.context import Context
 from rclpy.duration import Duration
@@ -34,7 +32,7 @@ from tqdm import tqdm
 
 from . import topics
 from .bringup import GraphRunner
-from .evaluation import bc_sim_config, EpisodeResult, load_bc_runner, machine_description
+from .evaluation import bc_sim_config, EpisodeResult, load_bc_runner, summarise_episodes
 from .lockstep_client import LockstepClient
 from .msg_conversions import stamp_to_seconds
 from .sim.commanded_pose import CommandedPose
@@ -140,24 +138,14 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
             for seed in bar:
                 results.append(_episode(driver, task, seed, limit))
                 bar.set_postfix(success=f'{sum(r.success for r in results)}/{len(results)}')
-            latency = node.runner.latency_summary_ms()
-            device_name = str(node.runner.device)
+            result = summarise_episodes(task, policy, seed_start, results, node.runner)
     finally:
         for created in (driver, node):
             if created is not None:
                 created.destroy_node()
         if own_context:
             context.try_shutdown()
-    successes = sum(r.success for r in results)
-    return {
-        'task': task, 'policy': policy, 'via_ros': True, 'episodes': episodes,
-        'seed_start': seed_start, 'successes': successes, 'success_rate': successes / episodes,
-        'mean_episode_length': float(np.mean([r.steps for r in results])),
-        'per_episode': [r.__dict__ for r in results],
-        'inference_latency_ms': latency, 'device': device_name,
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'machine': machine_description(),
-    }
+    return {**result, 'via_ros': True}
 
 
 def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int) -> EpisodeResult:
