@@ -32,10 +32,11 @@ from tqdm import tqdm
 
 from . import topics
 from .bringup import GraphRunner
-from .evaluation import bc_sim_config, EpisodeResult, load_bc_runner, summarise_episodes
+from .evaluation import bc_sim_config, EpisodeResult, summarise_episodes
 from .lockstep_client import LockstepClient
 from .msg_conversions import stamp_to_seconds
 from .sim.commanded_pose import CommandedPose
+from .sim.config import SimConfig
 from .sim.tasks import make_task
 
 
@@ -90,15 +91,15 @@ def graph_overrides(task: str, runner: Any) -> dict[str, dict[str, Any]]:
     return {'sim_node': sim, 'camera_node': camera}
 
 
-def policy_node_parameters(policy: str, config: Any, num_inference_steps: Optional[int],
+def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: Optional[int],
                            device: str) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation against this simulator."""
     limits = CommandedPose()
-    linear = limits.max_delta * math.sqrt(3.0) * config.control_hz
-    angular = limits.max_rot_delta * math.sqrt(3.0) * config.control_hz
+    linear = limits.max_delta * math.sqrt(3.0) * control_hz
+    angular = limits.max_rot_delta * math.sqrt(3.0) * control_hz
     values = {'policy': str(policy), 'device': device, 'use_sim_time': True,
               'inference_steps': int(num_inference_steps or 0),
-              'control_hz': float(config.control_hz),
+              'control_hz': float(control_hz),
               'max_linear_speed': linear * 1.001, 'max_angular_speed': angular * 1.001}
     return [Parameter(name, value=value) for name, value in values.items()]
 
@@ -116,10 +117,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     from .residual_policy.policy_node import PolicyNode
     if episodes < 1:
         raise ValueError('episodes must be at least 1')
-    probe = load_bc_runner(policy, seed_start, 'cpu', num_inference_steps)
-    probe.check_compatible(task, probe.action_mode or 'delta')
-    config = bc_sim_config(task, probe)
     limit = make_task(task).max_episode_steps
+    control_hz = SimConfig().control_hz
     own_context = context is None
     if own_context:
         context = Context()
@@ -127,18 +126,21 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     results: list[EpisodeResult] = []
     node = driver = None
     try:
-        with GraphRunner('sim', graph_overrides(task, probe), context):
-            node = PolicyNode(context=context, parameter_overrides=policy_node_parameters(
-                str(probe.checkpoint), config, num_inference_steps, device))
-            node.runner.generator.manual_seed(seed_start)
+        # The policy node loads the policy once; its runner then shapes the simulator graph.
+        node = PolicyNode(context=context, parameter_overrides=policy_node_parameters(
+            policy, control_hz, num_inference_steps, device))
+        runner = node.runner
+        runner.check_compatible(task, runner.action_mode or 'delta')
+        runner.generator.manual_seed(seed_start)
+        with GraphRunner('sim', graph_overrides(task, runner), context):
             driver = PolicyLoopDriver(node, context=context, timeout=timeout,
-                                      control_hz=config.control_hz)
+                                      control_hz=control_hz)
             bar = tqdm(range(seed_start, seed_start + episodes), disable=not progress,
                        desc=f'eval via ROS {task}/{policy}')
             for seed in bar:
                 results.append(_episode(driver, task, seed, limit))
                 bar.set_postfix(success=f'{sum(r.success for r in results)}/{len(results)}')
-            result = summarise_episodes(task, policy, seed_start, results, node.runner)
+            result = summarise_episodes(task, policy, seed_start, results, runner)
     finally:
         for created in (driver, node):
             if created is not None:
