@@ -50,7 +50,7 @@ class ShippedModel:
     @property
     def size_bytes(self) -> int:
         """Return the size of the model folder on disk."""
-        return sum(f.stat().st_size for f in self.path.rglob('*') if f.is_file())
+        return folder_bytes(self.path)
 
     def summary(self) -> dict:
         """Return the card fields worth a line in a listing."""
@@ -61,6 +61,11 @@ class ShippedModel:
                 'episodes': evaluation.get('episodes'),
                 'seed_start': evaluation.get('seed_start'),
                 'size_mb': round(self.size_bytes / 2 ** 20, 2), 'path': str(self.path)}
+
+
+def folder_bytes(folder: Path) -> int:
+    """Return the total size of the files below ``folder``."""
+    return sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
 
 
 def models_dir() -> Path:
@@ -191,7 +196,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
                 timespec='seconds'),
         }
         (staging / MODEL_CARD).write_text(json.dumps(card, indent=2) + '\n')
-        size = sum(f.stat().st_size for f in staging.rglob('*') if f.is_file())
+        size = folder_bytes(staging)
         if size > MAX_MODEL_BYTES:
             raise ValueError(f'model {name} would be {size / 2 ** 20:.1f} MB, over the '
                              f'{MAX_MODEL_BYTES / 2 ** 20:.0f} MB limit for shipped models')
