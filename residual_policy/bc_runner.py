@@ -29,6 +29,7 @@ from .diffusion_policy import DiffusionPolicy
 from ..checkpoints import WEIGHTS_FILE
 from ..dataset import flatten_state, state_fields
 from ..devices import resolve_device
+from ..models import resolve_policy
 from ..sim.scene import TabletopSim
 
 PathLike = Union[str, os.PathLike]
@@ -38,17 +39,14 @@ CHECKPOINT = 'checkpoint'
 
 def resolve_run(run_or_checkpoint: PathLike) -> tuple[Path, Optional[dict]]:
     """
-    Return ``(checkpoint folder, run config or None)`` for a run or checkpoint folder.
+    Return ``(checkpoint folder, run config or None)`` for a policy.
 
-    A run folder holds ``checkpoint/`` and ``config.json``; a checkpoint folder
-    given directly finds its run config in the parent folder when there is one.
-    Raises FileNotFoundError for a path that does not exist and ValueError for
-    a folder that is neither.
+    The policy is a shipped model's name (see :mod:`visual_rl_stack.models`),
+    a run folder (``checkpoint/`` and ``config.json``) or a checkpoint folder,
+    which finds its run config in the parent folder when there is one. Raises
+    ValueError for a name or path that is none of these.
     """
-    path = Path(run_or_checkpoint)
-    if not path.exists():
-        raise FileNotFoundError(f'policy {str(path)!r} is neither a known policy name nor an '
-                                'existing run or checkpoint folder')
+    path = resolve_policy(run_or_checkpoint)
     if (path / CHECKPOINT).is_dir():
         checkpoint, run_dir = path / CHECKPOINT, path
     elif (path / WEIGHTS_FILE).is_file():

@@ -20,7 +20,6 @@ import torch
 
 from .bc_runner import PathLike, resolve_run
 from .diffusion_policy import DiffusionPolicy, DiffusionPolicyConfig, fit_normalizers
-from ..models import resolve_policy
 
 DDIM_STEPS = (4, 8, 16)
 DEFAULT_CHUNKS = 50
@@ -117,7 +116,7 @@ def load_or_build(run: Optional[PathLike], config: DiffusionPolicyConfig
     """Load a shipped model's or a run's checkpoint on the CPU, or build ``config`` at random."""
     if run is None:
         return random_init_policy(config), {'weights': 'random-init', 'run': None}
-    checkpoint, _ = resolve_run(resolve_policy(run))
+    checkpoint, _ = resolve_run(run)
     return (DiffusionPolicy.from_checkpoint(checkpoint, 'cpu'),
             {'weights': 'checkpoint', 'run': str(checkpoint)})
 

@@ -50,7 +50,6 @@ from std_srvs.srv import SetBool
 from visual_rl_stack import topics
 from visual_rl_stack.bringup import run_node
 from visual_rl_stack.dataset import flatten_state, state_fields
-from visual_rl_stack.models import resolve_policy
 from visual_rl_stack.msg_conversions import (ConversionError, image_to_array,
                                              labelled_array_to_dict, pose_to_arrays,
                                              stamp_to_seconds)
@@ -139,7 +138,7 @@ class PolicyNode(Node):
                 max_angular_speed=values['max_angular_speed'],
                 control_hz=values['control_hz'],
                 observation_timeout=values['observation_timeout'])
-            self.runner = BCPolicyRunner(resolve_policy(values['policy']), device=values['device'],
+            self.runner = BCPolicyRunner(values['policy'], device=values['device'],
                                          num_inference_steps=values['inference_steps'] or None)
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error

@@ -128,10 +128,9 @@ def run_demo(out: Path, tasks: list[str], episodes: int, seed_start: int,
 
 def _policy_row(policy: str, episodes: int, seed_start: int) -> dict[str, Any]:
     """Run one BC policy through the policy node on its training task; summarise it."""
-    from .models import resolve_policy
     from .residual_policy.bc_runner import resolve_run
     from .ros_policy_eval import evaluate_via_ros
-    _checkpoint, run_config = resolve_run(resolve_policy(policy))
+    _checkpoint, run_config = resolve_run(policy)
     task = (run_config or {}).get('task')
     if task is None:
         raise ValueError(f'policy {policy!r} has no run config naming its task')
