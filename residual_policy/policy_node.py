@@ -7,7 +7,8 @@ true; false deactivates it. While active, every new observation step (a new
 ``/task/state`` received since the previous step when the policy's state
 layout has task fields, plus a ``/perception/multiview/image`` of the same
 stamp when the policy looks at images) yields one action from
-:class:`BCPolicyRunner`. The action passes the :class:`SafetyFilter` (the
+:class:`BCPolicyRunner` (base + residual for a residual run,
+:func:`.residual_agent.open_policy_runner`). The action passes the :class:`SafetyFilter` (the
 observation age is the node clock, sim time under ``use_sim_time``, minus the
 observation stamp) and is published with
 :func:`visual_rl_stack.sim.step_messages.command_messages`, stamped with the
@@ -27,6 +28,13 @@ operator publish one per episode) and when an observation stamp goes back in
 time (a restarted simulator or a looped bag). Sim time alone cannot mark an
 episode: the simulator keeps it monotonic across resets.
 
+Online fine-tuning (``finetune``, residual runs only): the node samples
+exploring residuals and hands each observation step, with the reward that
+arrived with it (``/task/success`` as a sparse reward, or a Float32
+``reward_topic``; a step is complete only once its reward has arrived), to an
+:class:`.online_learner.OnlineResidualLearner`; at every new episode the
+learner may run a PPO update and save the residual to ``finetune_out``.
+
 Inference runs in its own callback group (a guard condition), so on a
 MultiThreadedExecutor ``/clock`` and the sensor topics keep flowing while the
 policy samples; on a SingleThreadedExecutor it simply runs in turn.
@@ -44,7 +52,7 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32MultiArray, Float64, String
+from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import SetBool
 
 from visual_rl_stack import topics
@@ -55,14 +63,15 @@ from visual_rl_stack.msg_conversions import (ConversionError, image_to_array,
                                              stamp_to_seconds)
 from visual_rl_stack.node_params import declare_params, ParamSpec
 
-from .bc_runner import BCPolicyRunner
+from .online_learner import OnlineResidualLearner
+from .residual_agent import open_policy_runner
 from .safety_filter import ERROR, FilterResult, SafetyFilter, SafetyIssue, SafetyLimits, WARN
 from ..sim.robot import Workspace
 from ..sim.step_messages import command_messages
 
 PARAMS = {
-    'policy': ParamSpec('', 'Shipped model name (vrl models) or BC run or checkpoint folder '
-                        'to load (required).',
+    'policy': ParamSpec('', 'Shipped model name (vrl models), BC or residual run folder, '
+                        'or checkpoint folder to load (required).',
                         read_only=True),
     'device': ParamSpec('auto', 'Inference device: auto, cpu, cuda or cuda:N.', read_only=True),
     'inference_steps': ParamSpec(0, 'Denoising steps per action chunk; 0 = the policy default.',
@@ -82,6 +91,16 @@ PARAMS = {
                                'TCP targets are clamped into.', read_only=True),
     'active_on_start': ParamSpec(False, 'Start active instead of waiting for ~/activate.',
                                  read_only=True),
+    'finetune': ParamSpec(False, 'Fine-tune the residual of a residual run online: explore, '
+                          'collect transitions, run PPO between episodes.', read_only=True),
+    'finetune_out': ParamSpec('', 'Folder the fine-tuned residual run, transitions and update '
+                              'stats are written to (required with finetune).', read_only=True),
+    'reward_topic': ParamSpec('', 'std_msgs/Float32 reward topic, one message per observation '
+                              'step; empty = sparse reward from /task/success (std_msgs/Bool).',
+                              read_only=True),
+    'finetune_min_steps': ParamSpec(1, 'Transitions to collect before a PPO update (run at the '
+                                    'next episode start).', low=1, high=10_000_000,
+                                    read_only=True),
 }
 
 #: State-layout fields that come from /joint_states and /ee_pose; the rest are task fields.
@@ -138,10 +157,11 @@ class PolicyNode(Node):
                 max_angular_speed=values['max_angular_speed'],
                 control_hz=values['control_hz'],
                 observation_timeout=values['observation_timeout'])
-            self.runner = BCPolicyRunner(values['policy'], device=values['device'],
-                                         num_inference_steps=values['inference_steps'] or None)
+            self.runner = open_policy_runner(values['policy'], device=values['device'],
+                                             num_inference_steps=values['inference_steps'] or None)
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
+        self.learner = self._make_learner(values)
         dim = int(self.runner.config.action_dim)
         self.action_mode = self.runner.action_mode or ACTION_MODES.get(dim)
         if self.action_mode not in ('delta', 'absolute') or dim != {
@@ -159,6 +179,7 @@ class PolicyNode(Node):
         self._images: dict[float, Image] = {}
         self._task_state: Optional[Float32MultiArray] = None
         self._task_fresh = False
+        self._reward: Optional[tuple[float, bool]] = None
         self._last_stamp: Optional[float] = None
         self._last_seen: Optional[float] = None
         self._pending: Optional[tuple] = None
@@ -169,6 +190,18 @@ class PolicyNode(Node):
             f'policy {self.runner.checkpoint} ({self.action_mode} actions, views '
             f'{list(self.runner.views)}, task fields {self.needs_task}) on '
             f'{self.runner.device}; {"active" if self.active else "inactive until ~/activate"}')
+
+    def _make_learner(self, values: dict) -> Optional[OnlineResidualLearner]:
+        """Return the online learner when fine-tuning is on (raises ValueError if it cannot be)."""
+        if not values['finetune']:
+            return None
+        if not values['finetune_out']:
+            raise ValueError('policy_node: finetune needs parameter finetune_out (a folder)')
+        try:
+            return OnlineResidualLearner(self.runner, values['finetune_out'],
+                                         min_steps=values['finetune_min_steps'])
+        except (OSError, ValueError) as error:
+            raise ValueError(f'policy_node: cannot fine-tune: {error}') from error
 
     def _create_interfaces(self) -> None:
         """Create subscriptions, publishers, the service, the watchdog and inference trigger."""
@@ -181,6 +214,13 @@ class PolicyNode(Node):
             sub(Float32MultiArray, topics.TASK_STATE, self._on_task_state, reliable)
         if self.runner.uses_images:
             sub(Image, topics.MULTIVIEW_IMAGE, self._on_image, topics.SENSOR_QOS)
+        if self.learner is not None:
+            topic = self.values['reward_topic']
+            if topic:
+                sub(Float32, topic, lambda m: self._on_reward(float(m.data), False), reliable)
+            else:
+                sub(Bool, topics.TASK_SUCCESS,
+                    lambda m: self._on_reward(1.0 if m.data else 0.0, bool(m.data)), reliable)
         pub = self.create_publisher
         self.arm_pubs = {topics.ARM_DELTA_TWIST: pub(TwistStamped, topics.ARM_DELTA_TWIST,
                                                      reliable),
@@ -226,6 +266,12 @@ class PolicyNode(Node):
             self._task_state, self._task_fresh = msg, True
         self._check_step()
 
+    def _on_reward(self, reward: float, terminal: bool) -> None:
+        """Keep the reward that came with the latest observation step (fine-tuning only)."""
+        with self._lock:
+            self._reward = (reward, terminal)
+        self._check_step()
+
     def _on_instruction(self, msg: String) -> None:
         """Start a new episode: forget the observation window and queued actions."""
         self.get_logger().info(f'new episode: {msg.data!r}; action queue cleared')
@@ -264,6 +310,8 @@ class PolicyNode(Node):
                 return
             if self.needs_task and not self._task_fresh:
                 return
+            if self.learner is not None and self._reward is None:
+                return  # a fine-tuning step needs the reward that came with it
             if self.runner.uses_images and stamp not in self._images:
                 return
             if self._last_stamp is not None and stamp < self._last_stamp:
@@ -273,7 +321,8 @@ class PolicyNode(Node):
             self._last_seen = self._now()
             self._task_fresh = False
             self._pending = (self._joints[stamp], self._poses[stamp], self._task_state,
-                             self._images.get(stamp))
+                             self._images.get(stamp), self._reward)
+            self._reward = None
         self._trigger.trigger()
 
     # Acting -------------------------------------------------------------------------------
@@ -321,11 +370,13 @@ class PolicyNode(Node):
             reset, self._reset_requested = self._reset_requested, False
         if reset:
             # Only this (mutually exclusive) callback touches the runner and the filter state.
+            if self.learner is not None:
+                self.end_learning_episode()
             self.runner.reset()
             self.filter.reset()
         if pending is None or not self.active:
             return
-        joints, pose, task, image = pending
+        joints, pose, task, image, reward = pending
         stamp = joints.header.stamp
         position, orientation = pose_to_arrays(pose.pose)
         try:
@@ -342,7 +393,11 @@ class PolicyNode(Node):
             result = FilterResult(self.filter.hold_action(position, orientation), True, issues)
         else:
             try:
-                action = self.runner.act_from_observation(state, images or None)
+                if self.learner is not None:
+                    earned, terminal = reward
+                    action = self.learner.act(state, images or None, earned, terminal)
+                else:
+                    action = self.runner.act_from_observation(state, images or None)
             except Exception as error:  # noqa: BLE001 - report, hold, keep running
                 action = None
                 issues = [SafetyIssue(ERROR, 'inference_error',
@@ -355,6 +410,19 @@ class PolicyNode(Node):
                 result = self.filter.apply(action, position, age, orientation)
         self.steps += 1
         self._publish(result, stamp)
+
+    def end_learning_episode(self) -> None:
+        """End the learner's episode; log the PPO update it may run (between episodes)."""
+        try:
+            stats = self.learner.end_episode()
+        except Exception as error:  # noqa: BLE001 - a failed update must not stop the arm
+            self.get_logger().error(f'fine-tuning update failed: {error}')
+            return
+        if stats is not None:
+            self.get_logger().info(
+                f'fine-tuning update {stats["update"]}: {stats["steps"]} steps from '
+                f'{stats["episodes"]} episodes, returns {stats["returns"]}, '
+                f'approx KL {stats["approx_kl"]:.4f}, {int(stats["epochs"])} epochs')
 
     def _watchdog(self) -> None:
         """Hold still and report when active but no observation step arrived in time."""

@@ -44,3 +44,25 @@ def spin_until(executor: Executor, predicate: Callable[[], bool], timeout: float
 def spin() -> Callable[..., bool]:
     """Give tests :func:`spin_until` without importing conftest."""
     return spin_until
+
+
+def make_residual_run(bc_run, out, **residual_settings):
+    """
+    Turn a BC run into a residual run with an untrained (exactly zero) residual.
+
+    The folder layout of ``vrl train-residual``, without training: a quick way
+    to test what opens residual runs.
+    """
+    import json
+    import shutil
+
+    from visual_rl_stack.residual_policy.diffusion_policy import DiffusionPolicy
+    from visual_rl_stack.residual_policy.residual_agent import (residual_config_for,
+                                                                ResidualAgent)
+    shutil.copytree(bc_run / 'checkpoint', out / 'checkpoint')
+    config = json.loads((bc_run / 'config.json').read_text())
+    config.update(kind='residual', base=str(bc_run), base_inference_steps=4)
+    (out / 'config.json').write_text(json.dumps(config))
+    policy = DiffusionPolicy.from_checkpoint(out / 'checkpoint')
+    ResidualAgent(residual_config_for(policy, **residual_settings)).save(out / 'residual')
+    return out

@@ -252,3 +252,30 @@ def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
     in_process = evaluate('lift', str(run), 1, 1001, progress=False, device='cpu')
     assert via_ros['per_episode'][0]['steps'] == in_process['per_episode'][0]['steps']
     assert via_ros['inference_latency_ms']['chunks'] >= 1
+
+
+def test_online_finetuning_through_ros_updates_the_residual(ros_context, state_run, tmp_path):
+    """In lockstep, the node collects rewarded transitions and runs PPO between episodes."""
+    import json
+
+    import torch
+
+    from conftest import make_residual_run
+    from visual_rl_stack.residual_policy.residual_agent import ResidualAgent
+    from visual_rl_stack.ros_policy_eval import evaluate_via_ros
+    run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
+                            critic_hidden_dims=(32,))
+    out = tmp_path / 'online'
+    result = evaluate_via_ros('lift', str(run), 2, 1000, progress=False, device='cpu',
+                              context=ros_context, finetune_out=str(out))
+    assert result['finetune']['updates'] == 2 and result['finetune']['episodes'] == 2
+    updates = [json.loads(x) for x in (out / 'updates.jsonl').read_text().splitlines()]
+    steps = [row['steps'] for row in updates]
+    # Every executed step became a transition (the action for the last observation was not).
+    assert steps == [r['steps'] for r in result['per_episode']]
+    transitions = (out / 'transitions.jsonl').read_text().splitlines()
+    assert len(transitions) == sum(steps)
+    start = ResidualAgent.from_checkpoint(run / 'residual')
+    tuned = ResidualAgent.from_checkpoint(out / 'residual')
+    pairs = zip(start.actor.parameters(), tuned.actor.parameters())
+    assert any(not torch.equal(a, b) for a, b in pairs)

@@ -28,6 +28,10 @@ COMMANDS = {
              'the main job: expert episodes through the ROS graph, bags and a report'),
     'train-bc': ('visual_rl_stack.train_bc_command', 'add_arguments', 'main',
                  'behaviour-clone a diffusion policy from a folder of expert bags'),
+    'train-residual': ('visual_rl_stack.train_residual_command', 'add_arguments', 'main',
+                       'refine a frozen BC policy with a PPO-trained residual (ResiP)'),
+    'distill': ('visual_rl_stack.distill', 'add_arguments', 'main',
+                'distil a state-based teacher into an image-based diffusion student'),
     'models': ('visual_rl_stack.models', 'add_arguments', 'main',
                'list the shipped trained models, or ship a run'),
 }

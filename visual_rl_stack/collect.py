@@ -14,8 +14,9 @@ from datetime import datetime, timezone
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 from builtin_interfaces.msg import Time
 import numpy as np
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from . import topics
 from .bags import INDEX_FILE, ros_type_name, serialize
+from .evaluation import Policy
 from .msg_conversions import stamp_from_seconds
 from .recorder import BagRecorder, DEFAULT_VIEWS
 from .sim.config import default_cameras, SimConfig
@@ -53,12 +55,20 @@ def write_messages(recorder: BagRecorder, messages: Messages, stamp: Time) -> No
 
 
 def record_episode(sim: TabletopSim, seed: int, noise: float, recorder: BagRecorder,
-                   approach_jitter: float = 0.0) -> dict:
-    """Run the expert for one episode on ``sim`` and record it; return its index entry."""
+                   approach_jitter: float = 0.0, policy: Optional[Policy] = None) -> dict:
+    """
+    Run the expert (or ``policy``) for one episode on ``sim`` and record it.
+
+    Returns the episode's index entry.
+    """
     config = sim.config
     sim.reset(seed=seed)
-    expert = make_expert(config.task, config.action_mode, noise, np.random.default_rng(seed),
-                         approach_jitter)
+    if policy is not None:
+        policy.reset()
+        expert = policy
+    else:
+        expert = make_expert(config.task, config.action_mode, noise,
+                             np.random.default_rng(seed), approach_jitter)
     stamp = stamp_from_seconds(sim.sim_time)
     write_messages(recorder, iter([(topics.TASK_INSTRUCTION, String(data=sim.instruction))]),
                    stamp)
@@ -115,11 +125,17 @@ def load_index(path: Path, header: dict) -> dict:
 def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
             views: Sequence[str] = DEFAULT_VIEWS, noise: float = 0.0,
             action_mode: str = 'delta', width: int = 128, height: int = 128,
-            approach_jitter: float = 0.0) -> Path:
+            approach_jitter: float = 0.0,
+            policy_factory: Optional[Callable[[TabletopSim], Policy]] = None,
+            successes_only: bool = False) -> Path:
     """
     Record ``episodes`` expert episodes (seeds from ``seed_start``); return ``out_dir``.
 
     ``noise`` and ``approach_jitter`` are the expert's (see ``sim.experts.Expert``).
+    ``policy_factory(sim)`` replaces the scripted expert with another
+    demonstrator (e.g. a trained teacher, for distillation). With
+    ``successes_only`` the bag of a failed episode is deleted and its index
+    entry marked ``discarded``, so datasets read only successful episodes.
 
     One bag per episode (``out_dir/<task>_seed<NNNN>``) and ``out_dir/index.json``.
     An existing folder is extended if it was collected with the same settings;
@@ -142,6 +158,7 @@ def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
         'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
         'command': ' '.join(sys.argv)})
     sim = TabletopSim(config)
+    policy = policy_factory(sim) if policy_factory is not None else None
     custom = {'task': task, 'action_mode': action_mode, 'control_hz': str(config.control_hz)}
     try:
         for seed in tqdm(range(seed_start, seed_start + episodes), desc=f'collect {task}',
@@ -150,13 +167,17 @@ def collect(task: str, episodes: int, out_dir: Path, seed_start: int = 0,
             recorder = BagRecorder(out_dir / name, custom | {'seed': str(seed)})
             try:
                 with recorder:
-                    entry = record_episode(sim, seed, noise, recorder, approach_jitter)
+                    entry = record_episode(sim, seed, noise, recorder, approach_jitter,
+                                           policy)
             except KeyboardInterrupt:
                 index['episodes'].append({'seed': seed, 'bag': recorder.path.name,
                                           'success': False, 'steps': sim.step_count,
                                           'interrupted': True})
                 write_index(index_path, index)
                 raise
+            if successes_only and not entry['success']:
+                shutil.rmtree(recorder.path)
+                entry = entry | {'bag': None, 'discarded': True}
             index['episodes'].append(entry)
             write_index(index_path, index)
     finally:

@@ -153,11 +153,17 @@ class BagDataset:
 
 
 def episode_bags(folder: Path) -> list[Path]:
-    """Return the episode bags of ``folder``: from its index.json if any, else all bags."""
+    """
+    Return the episode bags of ``folder``: from its index.json if any, else all bags.
+
+    Index entries marked ``discarded`` (failed demonstrations dropped by
+    ``collect(successes_only=True)``) have no bag and are skipped.
+    """
     index_path = Path(folder) / INDEX_FILE
     if not index_path.exists():
         return find_bags(folder)
-    entries = json.loads(index_path.read_text())['episodes']
+    entries = [e for e in json.loads(index_path.read_text())['episodes']
+               if not e.get('discarded')]
     for entry in entries:
         if entry['interrupted']:
             warnings.warn(f'skipping interrupted episode {entry["bag"]} in {folder}')

@@ -29,10 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--via-ros', action='store_true',
                         help='run closed loop through the ROS graph in lockstep (sim node -> '
                              'camera node -> policy node -> sim node) instead of in-process')
+    parser.add_argument('--finetune-out', default=None,
+                        help='with --via-ros and a residual run: fine-tune the residual online '
+                             '(PPO between episodes) and write the result to this folder')
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the evaluation and print a one-line summary."""
+    if args.finetune_out and not args.via_ros:
+        raise ValueError('--finetune-out fine-tunes in the policy node; add --via-ros')
     if args.via_ros:
         if args.policy in POLICY_FACTORIES:
             raise ValueError('--via-ros runs a trained policy in the policy node; for the '
@@ -40,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
         from .ros_policy_eval import evaluate_via_ros
         result = evaluate_via_ros(args.task, args.policy, args.episodes, args.seed_start,
                                   progress=not args.no_progress, device=args.device,
-                                  num_inference_steps=args.inference_steps)
+                                  num_inference_steps=args.inference_steps,
+                                  finetune_out=args.finetune_out)
     else:
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
                           progress=not args.no_progress, device=args.device,

@@ -87,7 +87,7 @@ def run_episode(sim: TabletopSim, policy: Policy, seed: int) -> EpisodeResult:
 def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
                    num_inference_steps: Optional[int] = None) -> Any:
     """
-    Return a ``BCPolicyRunner`` for a shipped model name or a run or checkpoint path.
+    Return the runner of a shipped model name or a BC or residual run (or checkpoint) path.
 
     Raises ValueError naming the known policies when ``policy_name`` is none of them.
     """
@@ -97,8 +97,8 @@ def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
     except ValueError as error:
         raise ValueError(f'{error}; built-in policies: {", ".join(sorted(POLICY_FACTORIES))}'
                          ) from None
-    from .residual_policy.bc_runner import BCPolicyRunner
-    return BCPolicyRunner(path, device, num_inference_steps, seed)
+    from .residual_policy.residual_agent import open_policy_runner
+    return open_policy_runner(path, device, num_inference_steps, seed)
 
 
 def bc_sim_config(task: str, runner: Any, config: Optional[SimConfig] = None) -> SimConfig:

@@ -35,6 +35,7 @@ PathLike = Union[str, os.PathLike]
 MODEL_CARD = 'model.json'
 RUN_CONFIG = 'config.json'
 CHECKPOINT = 'checkpoint'
+RESIDUAL = 'residual'
 #: Shipped models must stay small enough for a git repository.
 MAX_MODEL_BYTES = 25 * 1024 * 1024
 
@@ -125,12 +126,18 @@ def retrain_commands(run_config: dict) -> list[str]:
     Return the commands that rebuild a run: its data collection, then its training sessions.
 
     The collection command is the one recorded in the data folder's
-    ``index.json`` (when the folder is still there); the training commands
+    ``index.json`` (when the folder is still there; a residual run starts
+    with its base's commands, from its card for a shipped base); the training commands
     are those recorded in the run's sessions. Only ``vrl`` command lines are
     kept (a run made from Python has no command to rerun), with the
     executable's path shortened to ``vrl``.
     """
     commands = []
+    shipped_base = shipped_models().get(str(run_config.get('base')))
+    if shipped_base is not None:
+        commands += shipped_base.card.get('retrain', [])
+    elif isinstance(run_config.get('base_run'), dict):
+        commands += retrain_commands(run_config['base_run'])
     index = Path(run_config.get('data', '')) / 'index.json'
     if index.is_file():
         recorded = json.loads(index.read_text()).get('command')
@@ -151,7 +158,10 @@ def _vrl_command(command: str) -> Optional[str]:
 def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
               folder: Optional[Path] = None, description: str = '') -> ShippedModel:
     """
-    Copy a BC run into ``models/<name>`` (float16 weights, run config, card); return it.
+    Copy a BC or residual run into ``models/<name>`` (card included); return it.
+
+    The diffusion weights are stored as float16; a residual run's small
+    residual networks are copied as they are.
 
     ``evaluation`` is a ``vrl eval --json`` result; its success rate, seeds
     and command go on the card. Raises ValueError when the run is not a BC
@@ -164,6 +174,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
         raise ValueError(f'{run} is not a training run folder (needs {CHECKPOINT}/'
                          f'{WEIGHTS_FILE} and {RUN_CONFIG})')
     run_config = json.loads((run / RUN_CONFIG).read_text())
+    is_residual = (run / RESIDUAL).is_dir()
     if evaluation is not None and evaluation.get('task') != run_config.get('task'):
         raise ValueError(f'the evaluation is of task {evaluation.get("task")!r}, the run was '
                          f'trained on {run_config.get("task")!r}')
@@ -180,16 +191,20 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
                   metadata={'kind': 'diffusion_policy', 'stored_dtype': 'float16'})
         for extra in (CONFIG_FILE, NORMALIZATION_FILE):
             shutil.copy2(checkpoint / extra, staging / CHECKPOINT / extra)
-        trimmed = {k: v for k, v in run_config.items() if k != 'episode_names'}
+        if is_residual:
+            shutil.copytree(run / RESIDUAL, staging / RESIDUAL)
+        trimmed = _trim(run_config)
         (staging / RUN_CONFIG).write_text(json.dumps(trimmed, indent=2) + '\n')
         card = {
-            'name': name, 'kind': 'bc', 'task': run_config.get('task'),
+            'name': name, 'kind': 'residual' if is_residual else 'bc',
+            'task': run_config.get('task'),
             'obs_mode': run_config.get('obs_mode'),
             'action_mode': run_config.get('action_mode'),
             'description': description,
-            'training': {'steps': run_config.get('steps'),
-                         'episodes': run_config.get('episodes'),
-                         'windows': run_config.get('windows')},
+            'training': (_residual_training(run, run_config) if is_residual else
+                         {'steps': run_config.get('steps'),
+                          'episodes': run_config.get('episodes'),
+                          'windows': run_config.get('windows')}),
             'retrain': retrain_commands(run_config),
             'evaluation': _evaluation_summary(evaluation),
             'shipped': datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -208,6 +223,23 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ShippedModel(name, target, card)
+
+
+def _trim(run_config: dict) -> dict:
+    """Drop the long per-episode name lists from a run config (and its base's)."""
+    trimmed = {k: v for k, v in run_config.items() if k != 'episode_names'}
+    if isinstance(trimmed.get('base_run'), dict):
+        trimmed['base_run'] = _trim(trimmed['base_run'])
+    return trimmed
+
+
+def _residual_training(run: Path, run_config: dict) -> dict:
+    """Return the card's training block of a residual run (from its summary when present)."""
+    summary_path = run / 'summary.json'
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    keys = ('env_steps', 'wall_s', 'baseline_val_success', 'best_val_success',
+            'best_at_env_steps', 'best_at_wall_s')
+    return {'base': run_config.get('base'), **{k: summary.get(k) for k in keys}}
 
 
 def _evaluation_summary(evaluation: Optional[dict]) -> Optional[dict]:

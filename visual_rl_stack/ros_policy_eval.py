@@ -92,8 +92,8 @@ def graph_overrides(task: str, runner: Any) -> dict[str, dict[str, Any]]:
 
 
 def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: Optional[int],
-                           device: str) -> list[Parameter]:
-    """Return the policy node's parameters for an evaluation against this simulator."""
+                           device: str, finetune_out: Optional[str] = None) -> list[Parameter]:
+    """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
     limits = CommandedPose()
     linear = limits.max_delta * math.sqrt(3.0) * control_hz
     angular = limits.max_rot_delta * math.sqrt(3.0) * control_hz
@@ -101,15 +101,22 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
               'inference_steps': int(num_inference_steps or 0),
               'control_hz': float(control_hz),
               'max_linear_speed': linear * 1.001, 'max_angular_speed': angular * 1.001}
+    if finetune_out:
+        values.update(finetune=True, finetune_out=str(finetune_out))
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
 def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
                      progress: bool = True, device: str = 'auto',
                      num_inference_steps: Optional[int] = None, timeout: float = 60.0,
-                     context: Optional[Context] = None) -> dict:
+                     context: Optional[Context] = None,
+                     finetune_out: Optional[str] = None) -> dict:
     """
     Evaluate ``policy`` (shipped name or run folder) through the ROS graph; see the module doc.
+
+    With ``finetune_out`` (a residual run) the policy node fine-tunes the
+    residual online, updating between episodes, and the result adds the
+    number of PPO updates; the episodes then explore rather than evaluate.
 
     Without ``context`` one is made on ``ROS_DOMAIN_ID`` (default 42) and shut
     down at the end; a given context is left running.
@@ -128,7 +135,7 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     try:
         # The policy node loads the policy once; its runner then shapes the simulator graph.
         node = PolicyNode(context=context, parameter_overrides=policy_node_parameters(
-            policy, control_hz, num_inference_steps, device))
+            policy, control_hz, num_inference_steps, device, finetune_out))
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')
         runner.generator.manual_seed(seed_start)
@@ -138,9 +145,15 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
             bar = tqdm(range(seed_start, seed_start + episodes), disable=not progress,
                        desc=f'eval via ROS {task}/{policy}')
             for seed in bar:
-                results.append(_episode(driver, task, seed, limit))
+                results.append(_episode(driver, task, seed, limit,
+                                        settle=node.learner is not None))
                 bar.set_postfix(success=f'{sum(r.success for r in results)}/{len(results)}')
+            if node.learner is not None:
+                node.end_learning_episode()  # the last episode's update
             result = summarise_episodes(task, policy, seed_start, results, runner)
+            if node.learner is not None:
+                result['finetune'] = {'out': str(finetune_out), 'updates': node.learner.updates,
+                                      'episodes': node.learner.episodes}
     finally:
         for created in (driver, node):
             if created is not None:
@@ -150,8 +163,14 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     return {**result, 'via_ros': True}
 
 
-def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int) -> EpisodeResult:
-    """Run one episode through the graph (see the module doc)."""
+def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int,
+             settle: bool = False) -> EpisodeResult:
+    """
+    Run one episode through the graph (see the module doc).
+
+    With ``settle`` it also waits until the policy has seen the final
+    observation, whose reward pays for the last executed action.
+    """
     start = time.perf_counter()
     driver.set_active(False)
     obs = driver.reset(task=task, seed=seed)
@@ -162,4 +181,6 @@ def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int) -> Epis
         obs = driver.advance()
         steps += 1
         total += obs.reward
+    if settle:
+        driver.wait_for_command(obs.stamp)
     return EpisodeResult(seed, bool(obs.success), steps, total, time.perf_counter() - start)

@@ -1,0 +1,136 @@
+"""
+The environment residual RL trains in: the task simulator seen through the BC state layout.
+
+:class:`ResidualTaskEnv` steps a :class:`TabletopSim` with physical actions
+(what the base policy outputs) and observes the state vector the BC policy
+was trained on (:func:`.bc_runner.sim_observation`), so base, residual and
+evaluation share one definition of the state. The reward is a pluggable
+function of the simulator and the step result (:data:`REWARD_FUNCTIONS`);
+the default is ResiP's sparse reward, and dense rewards (e.g. from keypoint
+affordances) register beside it.
+
+Seeds: ``reset(seed=s)`` starts episode ``s`` exactly (evaluation); unseeded
+resets draw episode seeds at or above :data:`TRAIN_SEED_FLOOR`, so training
+episodes never coincide with the evaluation and validation seeds, which
+are small numbers by convention.
+
+:func:`make_residual_envs` runs copies in worker processes with gymnasium's
+same-step autoreset: the observation returned with ``terminated`` or
+``truncated`` is already the next episode's first.
+"""
+
+from functools import partial
+from typing import Any, Callable, Optional
+
+import gymnasium as gym
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+import numpy as np
+
+from .bc_runner import sim_observation
+from ..sim.config import SimConfig
+from ..sim.scene import StepResult, TabletopSim
+from ..sim.vector_env import CONTEXT
+
+#: Unseeded resets draw episode seeds from [TRAIN_SEED_FLOOR, TRAIN_SEED_FLOOR + 2**30).
+TRAIN_SEED_FLOOR = 1 << 20
+RewardFunction = Callable[[TabletopSim, StepResult], float]
+
+
+def sparse_reward(sim: TabletopSim, result: StepResult) -> float:
+    """Return 1 on the step the task succeeds, else 0 (ResiP's default)."""
+    return 1.0 if result.success else 0.0
+
+
+class StageReward:
+    """+1 for every newly completed stage of a multi-stage task, and +1 on success."""
+
+    def __init__(self) -> None:
+        self.completed = 0
+
+    def reset(self) -> None:
+        """Forget the stages of the previous episode."""
+        self.completed = 0
+
+    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
+        """Return the reward of this step."""
+        stages = int(result.info.get('stages_completed', 0))
+        new, self.completed = max(stages - self.completed, 0), max(stages, self.completed)
+        return float(new) + sparse_reward(sim, result)
+
+
+#: Reward name -> factory of a reward function (a fresh one per environment).
+REWARD_FUNCTIONS: dict[str, Callable[[], RewardFunction]] = {
+    'sparse': lambda: sparse_reward,
+    'stages': StageReward,
+}
+
+
+def make_reward(name: str) -> RewardFunction:
+    """Return a new reward function by name; unknown names raise ValueError."""
+    if name not in REWARD_FUNCTIONS:
+        raise ValueError(f'unknown reward {name!r}; known: {", ".join(sorted(REWARD_FUNCTIONS))}')
+    return REWARD_FUNCTIONS[name]()
+
+
+class ResidualTaskEnv(gym.Env):
+    """One task in physical action units with the BC state as observation (module doc)."""
+
+    def __init__(self, task: str, action_mode: str = 'delta', reward: str = 'sparse',
+                 max_episode_steps: Optional[int] = None):
+        """Create a camera-less simulator for ``task``."""
+        self.sim = TabletopSim(SimConfig(task=task, action_mode=action_mode, cameras=(),
+                                         max_episode_steps=max_episode_steps))
+        self.reward_fn = make_reward(reward)
+        low, high = self.sim.action_space_bounds()
+        self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32))
+        self.sim.reset(seed=0)
+        size = sim_observation(self.sim)[0].shape
+        self.observation_space = spaces.Box(-np.inf, np.inf, size, np.float32)
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Return the step limit of an episode."""
+        return self.sim.max_episode_steps
+
+    def reset(self, *, seed: Optional[int] = None,
+              options: Optional[dict[str, Any]] = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start episode ``seed``, or a fresh training seed when None."""
+        super().reset(seed=seed)
+        episode_seed = (seed if seed is not None
+                        else TRAIN_SEED_FLOOR + int(self.np_random.integers(1 << 30)))
+        self.sim.reset(seed=episode_seed)
+        if hasattr(self.reward_fn, 'reset'):
+            self.reward_fn.reset()
+        return sim_observation(self.sim)[0], {'episode_seed': episode_seed, 'success': False}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply a physical action for one control step."""
+        result = self.sim.step(np.asarray(action, dtype=np.float64))
+        reward = float(self.reward_fn(self.sim, result))
+        info = {'success': bool(result.success)}
+        return (sim_observation(self.sim)[0], reward, bool(result.terminated),
+                bool(result.truncated), info)
+
+    def close(self) -> None:
+        """Release the simulator."""
+        self.sim.close()
+
+
+def make_residual_envs(task: str, num_envs: int, action_mode: str = 'delta',
+                       reward: str = 'sparse', max_episode_steps: Optional[int] = None,
+                       asynchronous: bool = True) -> gym.vector.VectorEnv:
+    """
+    Return ``num_envs`` :class:`ResidualTaskEnv` copies with same-step autoreset (not reset yet).
+
+    Asynchronous envs run one spawned worker process each.
+    """
+    if num_envs < 1:
+        raise ValueError(f'num_envs must be at least 1, got {num_envs}')
+    make_reward(reward)
+    factory = partial(ResidualTaskEnv, task, action_mode, reward, max_episode_steps)
+    fns = [factory] * num_envs
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, context=CONTEXT,
+                                         autoreset_mode=AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)

@@ -1,0 +1,241 @@
+"""Residual RL on a frozen BC policy: batched base, environment, training run, evaluation."""
+
+import json
+
+from conftest import make_residual_run
+import numpy as np
+import pytest
+import torch
+
+from visual_rl_stack.cli import main
+from visual_rl_stack.collect import collect
+from visual_rl_stack.residual_policy.batched_base import BatchedBasePolicy
+from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner, sim_observation
+from visual_rl_stack.residual_policy.diffusion_policy import DiffusionPolicy
+from visual_rl_stack.residual_policy.online_learner import OnlineResidualLearner
+from visual_rl_stack.residual_policy.ppo import PPOConfig
+from visual_rl_stack.residual_policy.residual_agent import (open_policy_runner, ResidualAgent,
+                                                            ResidualPolicyRunner)
+from visual_rl_stack.residual_policy.residual_env import (make_reward, ResidualTaskEnv,
+                                                          TRAIN_SEED_FLOOR)
+from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.residual_policy.train_residual import (ResidualTrainSettings,
+                                                            train_residual)
+from visual_rl_stack.sim.scene import StepResult
+
+TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
+
+
+@pytest.fixture(scope='module')
+def base_run(tmp_path_factory):
+    """Train a tiny state-based lift policy on two demonstrations."""
+    root = tmp_path_factory.mktemp('residual')
+    data = collect('lift', 2, root / 'data', views=('front',), width=32, height=32)
+    train_bc(data, root / 'bc', 'lift', steps=20, batch_size=32, config_overrides=TINY,
+             progress=False, device='cpu')
+    return root / 'bc'
+
+
+@pytest.fixture(scope='module')
+def residual_run(base_run):
+    """Train a residual for two short iterations in-process (synchronous envs)."""
+    out = base_run.parent / 'rl'
+    settings = ResidualTrainSettings(task='lift', base=str(base_run), envs=2, total_steps=80,
+                                     rollout_steps=20, eval_every=1, val_episodes=2)
+    summary = train_residual(out, settings, {'hidden_dims': (32,), 'critic_hidden_dims': (32,)},
+                             PPOConfig(epochs=2), progress=False, asynchronous=False)
+    return out, summary
+
+
+def test_batched_base_follows_the_single_env_runner_exactly(base_run):
+    runner = BCPolicyRunner(base_run, 'cpu', num_inference_steps=4, seed=3)
+    batched = BatchedBasePolicy(DiffusionPolicy.from_checkpoint(base_run / 'checkpoint'), 1,
+                                num_inference_steps=4, seed=3)
+    rng = np.random.default_rng(0)
+    for step in range(11):
+        if step == 6:  # a new episode mid-chunk re-plans at once in both
+            runner.reset()
+            batched.reset()
+        state = rng.normal(size=runner.config.state_dim).astype(np.float32)
+        np.testing.assert_allclose(batched.act(state[None])[0], runner.act_from_observation(state),
+                                   rtol=1e-5, atol=1e-6)
+    assert batched.plans == len(runner.latencies_s) == 4  # steps 0, 4, 6, 10
+
+
+def test_batched_base_plans_only_for_envs_that_need_it(base_run):
+    batched = BatchedBasePolicy(DiffusionPolicy.from_checkpoint(base_run / 'checkpoint'), 3)
+    states = np.zeros((3, batched.history.shape[-1]), np.float32)
+    batched.act(states)
+    batched.reset(np.array([False, True, False]))
+    batched.act(states)
+    assert batched.plans == 2 and batched.cursor.tolist() == [2, 1, 2]
+    with pytest.raises(ValueError, match='shape'):
+        batched.act(states[:2])
+
+
+def test_env_observes_the_bc_state_and_keeps_training_seeds_apart():
+    env = ResidualTaskEnv('lift')
+    try:
+        obs, info = env.reset(seed=1000)
+        assert info['episode_seed'] == 1000
+        np.testing.assert_array_equal(obs, sim_observation(env.sim)[0])
+        _, info = env.reset()
+        assert info['episode_seed'] >= TRAIN_SEED_FLOOR
+        obs, reward, terminated, truncated, info = env.step(np.array([0, 0, 0, 0, 0, 0, 1.0]))
+        assert obs.shape == env.observation_space.shape and reward == 0.0
+        assert not terminated and info['success'] is False
+    finally:
+        env.close()
+
+
+def test_stage_reward_pays_each_new_stage_once():
+    reward = make_reward('stages')
+    step = StepResult(0.0, False, False, False, {'stages_completed': 1})
+    assert reward(None, step) == 1.0 and reward(None, step) == 0.0
+    assert reward(None, StepResult(1.0, True, True, False, {'stages_completed': 1})) == 1.0
+    reward.reset()
+    assert reward(None, step) == 1.0
+    with pytest.raises(ValueError, match='unknown reward'):
+        make_reward('dense-ish')
+
+
+def test_training_writes_a_complete_run(residual_run):
+    out, summary = residual_run
+    for name in ('config.json', 'checkpoint', 'residual', 'residual_last', 'metrics.jsonl',
+                 'learning_curve.png', 'summary.json', 'training_state.pt', 'tensorboard'):
+        assert (out / name).exists(), name
+    rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['iteration'] for r in rows] == [0, 1, 2]
+    assert rows[-1]['env_steps'] == summary['env_steps'] == 80
+    assert all('val_success' in r for r in rows)
+    assert set(rows[1]['ppo']) >= {'approx_kl', 'clip_fraction', 'value_loss'}
+    config = json.loads((out / 'config.json').read_text())
+    assert config['kind'] == 'residual' and config['task'] == 'lift'
+    assert config['base_inference_steps'] == 4
+    assert 0 <= summary['best_val_success'] <= 1
+
+
+def test_training_refuses_to_overwrite_and_resumes(residual_run):
+    out, _ = residual_run
+    settings = ResidualTrainSettings(task='lift', base=str(out.parent / 'bc'), envs=2,
+                                     total_steps=120, rollout_steps=20, eval_every=1,
+                                     val_episodes=2)
+    with pytest.raises(ValueError, match='--resume'):
+        train_residual(out, settings, progress=False, asynchronous=False)
+    summary = train_residual(out, settings, ppo=PPOConfig(epochs=2), resume=True,
+                             progress=False, asynchronous=False)
+    assert summary['env_steps'] == 120 and summary['iterations'] == 3
+    sessions = json.loads((out / 'config.json').read_text())['sessions']
+    assert [s['from_env_step'] for s in sessions] == [0, 80]
+
+
+def test_training_refuses_a_base_for_another_task(base_run, tmp_path):
+    settings = ResidualTrainSettings(task='push', base=str(base_run), envs=1, total_steps=1)
+    with pytest.raises(ValueError, match="trained on 'lift'"):
+        train_residual(tmp_path / 'rl', settings, progress=False, asynchronous=False)
+
+
+def test_zero_residual_runner_acts_exactly_like_its_base(base_run, tmp_path):
+    zero_run = make_residual_run(base_run, tmp_path / 'zero')
+    residual = open_policy_runner(zero_run, 'cpu', seed=5)
+    base = BCPolicyRunner(zero_run, 'cpu', num_inference_steps=4, seed=5)
+    assert isinstance(residual, ResidualPolicyRunner) and residual.num_inference_steps == 4
+    state = np.linspace(-0.5, 0.5, base.config.state_dim).astype(np.float32)
+    for _ in range(5):
+        np.testing.assert_array_equal(residual.act_from_observation(state),
+                                      base.act_from_observation(state))
+
+
+def test_online_learner_pairs_rewards_with_actions_and_updates_between_episodes(
+        base_run, tmp_path):
+    run = make_residual_run(base_run, tmp_path / 'run', hidden_dims=(32,),
+                            critic_hidden_dims=(32,))
+    runner = open_policy_runner(run, 'cpu')
+    learner = OnlineResidualLearner(runner, tmp_path / 'online', PPOConfig(epochs=3),
+                                    min_steps=4)
+    before = [p.clone() for p in runner.agent.actor.parameters()]
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(6, runner.config.state_dim)).astype(np.float32)
+    for t, state in enumerate(states):
+        # The reward of step t arrives with observation t + 1; the first has none to pay.
+        learner.act(state, reward=None if t == 0 else float(t == 3), terminal=t == 3)
+    assert learner.end_episode() is None  # 3 completed steps < min_steps; then success ended it
+    rows = [json.loads(x) for x in (tmp_path / 'online' / 'transitions.jsonl').read_text()
+            .splitlines()]
+    assert [r['reward'] for r in rows] == [0.0, 0.0, 1.0] and rows[-1]['terminal']
+    for t, state in enumerate(states[:3]):
+        learner.act(state, reward=None if t == 0 else 0.0)
+    stats = learner.end_episode()  # 3 + 2 steps (the open last one dropped) >= 4
+    assert stats['update'] == 1 and stats['steps'] == 5 and stats['episodes'] == 2
+    assert stats['returns'] == [1.0, 0.0]
+    assert any(not torch.equal(a, b) for a, b in zip(before, runner.agent.actor.parameters()))
+    saved = ResidualAgent.from_checkpoint(tmp_path / 'online' / 'residual')
+    for a, b in zip(saved.actor.parameters(), runner.agent.actor.parameters()):
+        torch.testing.assert_close(a, b)
+    assert isinstance(open_policy_runner(tmp_path / 'online', 'cpu'), ResidualPolicyRunner)
+    with pytest.raises(ValueError, match='already holds'):
+        OnlineResidualLearner(runner, tmp_path / 'online')
+    with pytest.raises(ValueError, match='residual run'):
+        OnlineResidualLearner(BCPolicyRunner(base_run, 'cpu'), tmp_path / 'other')
+
+
+def test_residual_checkpoint_round_trip_and_mismatch(tmp_path, residual_run):
+    out, _ = residual_run
+    agent = ResidualAgent.from_checkpoint(out / 'residual')
+    with torch.no_grad():
+        for p in agent.actor.parameters():
+            p.add_(0.1)
+    agent.save(tmp_path / 'agent')
+    loaded = ResidualAgent.from_checkpoint(tmp_path / 'agent')
+    x = torch.randn(4, agent.config.state_dim)
+    b = torch.rand(4, agent.config.action_dim) * 2 - 1
+    torch.testing.assert_close(loaded.actor(x, b), agent.actor(x, b))
+    assert loaded.actor(x, b).abs().sum() > 0
+    config = json.loads((tmp_path / 'agent' / 'config.json').read_text())
+    config['config']['hidden_dims'] = [64]
+    (tmp_path / 'agent' / 'config.json').write_text(json.dumps(config))
+    with pytest.raises(ValueError, match='does not match'):
+        ResidualAgent.from_checkpoint(tmp_path / 'agent')
+
+
+def test_vrl_eval_runs_base_plus_residual(residual_run, tmp_path, capsys):
+    out, _ = residual_run
+    result_path = tmp_path / 'eval.json'
+    assert main(['eval', '--task', 'lift', '--policy', str(out), '--episodes', '2',
+                 '--seed-start', '1000', '--json', str(result_path), '--no-progress']) == 0
+    result = json.loads(result_path.read_text())
+    assert result['episodes'] == 2 and result['policy'] == str(out)
+    assert result['inference_latency_ms']['chunks'] > 0
+
+
+class _HoldStill:
+    """A demonstrator that never moves, so every episode fails."""
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+    def act(self, sim) -> np.ndarray:
+        """Hold the pose with the gripper open."""
+        return np.array([0, 0, 0, 0, 0, 0, 1.0])
+
+
+def test_collect_with_a_policy_can_keep_only_successes(tmp_path):
+    out = collect('lift', 1, tmp_path / 'data', seed_start=7, views=('front',), width=16,
+                  height=16, policy_factory=lambda sim: _HoldStill(), successes_only=True)
+    entry = json.loads((out / 'index.json').read_text())['episodes'][0]
+    assert entry['discarded'] and entry['bag'] is None and not entry['success']
+    assert not (out / 'lift_seed0007').exists()
+
+
+def test_distill_records_the_teacher_and_trains_an_image_student(tmp_path):
+    from visual_rl_stack.distill import distill
+    report = distill('bc_state_lift', tmp_path / 'student', episodes=2, seed_start=0,
+                     views=('front',), width=32, height=32, steps=3, batch_size=4,
+                     overrides=TINY, device='cpu', progress=False)
+    assert report['task'] == 'lift' and report['episodes_kept'] >= 1
+    index = json.loads((tmp_path / 'student' / 'data' / 'index.json').read_text())
+    assert len(index['episodes']) == 2
+    assert all((tmp_path / 'student' / 'data' / e['bag']).is_dir()
+               for e in index['episodes'] if not e.get('discarded'))
+    student = BCPolicyRunner(tmp_path / 'student', 'cpu')
+    assert student.uses_images and student.views == ('front',)
