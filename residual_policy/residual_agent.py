@@ -80,9 +80,9 @@ class NormalisedSpace:
 
 
 def residual_config_for(policy: DiffusionPolicy, **settings) -> ResidualConfig:
-    """Return a :class:`ResidualConfig` sized for ``policy``'s state and action."""
-    return ResidualConfig(state_dim=policy.config.state_dim,
-                          action_dim=policy.config.action_dim, **settings)
+    """Return a :class:`ResidualConfig` sized for ``policy``; unknown settings are refused."""
+    return ResidualConfig.from_dict({'state_dim': policy.config.state_dim,
+                                     'action_dim': policy.config.action_dim, **settings})
 
 
 class ResidualStep(NamedTuple):

@@ -224,7 +224,7 @@ class ResidualTrainer:
             if self.iteration == 0:
                 self._log({'iteration': 0, **self.evaluate()}, writer)
                 self._save(best_changed=True)
-            self._begin_episodes()
+            self.begin_episodes()
             while self.env_steps < settings.total_steps and not self._out_of_time(
                     session_start):
                 started = time.perf_counter()
@@ -237,7 +237,7 @@ class ResidualTrainer:
                 evaluated = self.iteration % settings.eval_every == 0
                 if evaluated:
                     row.update(self.evaluate())
-                    self._begin_episodes()
+                    self.begin_episodes()
                 self.wall_s = wall_before + time.perf_counter() - session_start
                 self._log(row, writer)
                 self._save(best_changed=evaluated and self._improves(row['val_success']))
@@ -254,7 +254,7 @@ class ResidualTrainer:
         limit = self.settings.time_limit_min
         return limit is not None and time.perf_counter() - session_start > limit * 60
 
-    def _begin_episodes(self) -> None:
+    def begin_episodes(self) -> None:
         """Reset every environment into a fresh training episode."""
         seed = TRAIN_SEED_FLOOR + self.settings.seed * 7919 + self.iteration
         self.obs, _ = self.envs.reset(seed=seed)

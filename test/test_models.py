@@ -11,6 +11,8 @@ from visual_rl_stack import models
 from visual_rl_stack.cli import main
 from visual_rl_stack.collect import collect
 from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.residual_agent import (open_policy_runner,
+                                                            ResidualPolicyRunner)
 from visual_rl_stack.residual_policy.train_bc import train_bc
 
 TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
@@ -91,7 +93,9 @@ def test_every_shipped_model_loads_and_its_card_is_complete():
         assert model.size_bytes <= models.MAX_MODEL_BYTES, name
         card = model.card
         assert card['name'] == name and card['retrain'], name
-        assert card['retrain'][-1].startswith('vrl train-bc'), name
+        trainer = 'vrl train-residual' if card['kind'] == 'residual' else 'vrl train-bc'
+        assert card['retrain'][-1].startswith(trainer), name
         assert card['evaluation']['episodes'] >= 1, name
-        runner = BCPolicyRunner(model.path, device='cpu', num_inference_steps=2)
+        runner = open_policy_runner(model.path, device='cpu', num_inference_steps=2)
+        assert isinstance(runner, ResidualPolicyRunner) == (card['kind'] == 'residual'), name
         assert runner.task == card['task'] and runner.config.obs_mode == card['obs_mode']

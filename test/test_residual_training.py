@@ -239,3 +239,24 @@ def test_distill_records_the_teacher_and_trains_an_image_student(tmp_path):
                for e in index['episodes'] if not e.get('discarded'))
     student = BCPolicyRunner(tmp_path / 'student', 'cpu')
     assert student.uses_images and student.views == ('front',)
+
+
+def test_a_residual_run_ships_as_a_model(residual_run, tmp_path):
+    from visual_rl_stack.models import add_model
+    out, _ = residual_run
+    model = add_model(out, 'resip_tiny', folder=tmp_path)
+    assert model.card['kind'] == 'residual' and model.card['task'] == 'lift'
+    assert model.card['training']['env_steps'] >= 80
+    assert (model.path / 'residual' / 'model.safetensors').is_file()
+    assert isinstance(open_policy_runner(model.path, 'cpu'), ResidualPolicyRunner)
+
+
+def test_vrl_train_residual_command_runs_worker_processes(base_run, tmp_path, capsys):
+    out = tmp_path / 'cli_run'
+    assert main(['train-residual', '--task', 'lift', '--base', str(base_run), '--out', str(out),
+                 '--envs', '1', '--total-steps', '10', '--rollout-steps', '10',
+                 '--val-episodes', '1', '--residual', 'hidden_dims=[16]',
+                 '--ppo', 'epochs=1', '--no-progress']) == 0
+    assert 'residual on lift' in capsys.readouterr().out
+    config = json.loads((out / 'config.json').read_text())
+    assert config['residual']['hidden_dims'] == [16] and config['ppo']['epochs'] == 1

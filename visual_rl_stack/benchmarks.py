@@ -5,8 +5,10 @@
 gymnasium env and the sim node over ROS in lockstep; ``perception`` measures
 camera-to-multiview latency over DDS; ``policy`` measures diffusion-policy
 chunk inference on the CPU at DDIM 4, 8 and 16 (state and image policies, see
-:mod:`visual_rl_stack.residual_policy.latency_bench`). Results are JSON for
-docs/results.md.
+:mod:`visual_rl_stack.residual_policy.latency_bench`); ``rl`` compares residual
+PPO's training throughput with the raw vectorised environment and with
+stable-baselines3's PPO (:mod:`visual_rl_stack.residual_policy.rl_bench`).
+Results are JSON for docs/results.md.
 """
 
 import argparse
@@ -15,7 +17,7 @@ from typing import Optional
 
 from .evaluation import machine_description, write_json
 
-SUITES = ('sim', 'perception', 'policy', 'all')
+SUITES = ('sim', 'perception', 'policy', 'rl', 'all')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default: front+wrist 96x96, random weights)')
     parser.add_argument('--chunks', type=int, default=50,
                         help='timed chunk inferences per DDIM step count (policy suite)')
+    parser.add_argument('--rl-task', default='peg_insert', help='task of the rl suite')
+    parser.add_argument('--rl-base', default='bc_state_peg_insert',
+                        help='frozen base of the rl suite (shipped name or BC run)')
+    parser.add_argument('--rl-envs', type=int, default=8, help='worker envs of the rl suite')
+    parser.add_argument('--rl-iterations', type=int, default=3,
+                        help='PPO iterations timed in the rl suite (100 steps per env each)')
     parser.add_argument('--json', type=Path, help='write the results here')
 
 
@@ -107,19 +115,36 @@ def bench_policy(state_run: Optional[Path], image_run: Optional[Path], chunks: i
     return result
 
 
+def bench_rl(task: str, base: str, envs: int, iterations: int) -> dict:
+    """Residual-PPO training throughput against the raw worker envs and SB3's PPO."""
+    from .residual_policy.rl_bench import rl_throughput
+    result = rl_throughput(task, base, envs, iterations)
+    resip, sb3 = result['resip'], result['sb3']
+    print(f'rl [{task}, {envs} envs] raw {result["raw_steps_per_s"]:.0f} steps/s; '
+          f'ResiP collect {resip["collect_steps_per_s"]:.0f}/s, train '
+          f'{resip["train_steps_per_s"]:.0f}/s ({result["resip_train_over_raw"]:.2f}x raw); '
+          + (f'SB3 PPO {sb3["steps_per_s"]:.0f}/s' if sb3.get('steps_per_s')
+             else f'SB3: {sb3["reason"]}'))
+    return result
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the chosen suite(s) and write JSON."""
     results = {'machine': machine_description(), 'args': {
         'task': args.task, 'steps': args.steps, 'views': args.views, 'size': args.size,
         'repeats': args.repeats, 'chunks': args.chunks,
         'policy_state': args.policy_state and str(args.policy_state),
-        'policy_image': args.policy_image and str(args.policy_image)}}
+        'policy_image': args.policy_image and str(args.policy_image),
+        'rl_task': args.rl_task, 'rl_base': args.rl_base, 'rl_envs': args.rl_envs,
+        'rl_iterations': args.rl_iterations}}
     if args.suite in ('sim', 'all'):
         results['sim'] = bench_sim(args.task, args.steps, args.views, args.size, args.repeats)
     if args.suite in ('perception', 'all'):
         results['perception'] = bench_perception(args.frames, args.views, args.size)
     if args.suite in ('policy', 'all'):
         results['policy'] = bench_policy(args.policy_state, args.policy_image, args.chunks)
+    if args.suite in ('rl', 'all'):
+        results['rl'] = bench_rl(args.rl_task, args.rl_base, args.rl_envs, args.rl_iterations)
     if args.json:
         write_json(results, args.json)
         print(f'wrote {args.json}')

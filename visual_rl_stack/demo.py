@@ -3,9 +3,10 @@
 
 Brings the simulator graph up in lockstep (sim node + camera node), drives
 the scripted expert through ROS topics on a few episodes of two tasks,
-records every episode as a rosbag2 MCAP bag, then runs shipped BC policies
-closed loop through the graph with the policy node (``vrl eval --via-ros``)
-and writes a report with success, step rates and one tiled camera frame.
+records every episode as a rosbag2 MCAP bag, then runs shipped policies (BC,
+and BC + residual beside its base on the same seeds) closed loop through the
+graph with the policy node (``vrl eval --via-ros``) and writes a report with
+success, step rates and one tiled camera frame.
 """
 
 import argparse
@@ -31,8 +32,9 @@ from .recorder import sim_graph_topics
 from .ros_expert import run_ros_episode
 
 DEFAULT_TASKS = ('lift', 'push')
-#: Shipped BC models the demo runs through the policy node, with their task.
-DEFAULT_POLICIES = ('bc_state_lift',)
+#: Shipped models the demo runs through the policy node (each on its own task): BC on lift,
+#: then BC alone and BC + residual side by side on peg_insert.
+DEFAULT_POLICIES = ('bc_state_lift', 'bc_state_peg_insert', 'resip_peg_insert')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed-start', type=int, default=1000,
                         help='first seed (evaluation seeds start at 1000)')
     parser.add_argument('--policies', nargs='*', default=list(DEFAULT_POLICIES),
-                        help='shipped BC models (see `vrl models`) or run folders to run '
+                        help='shipped models (see `vrl models`) or run folders to run '
                              'through the policy node; none: skip')
     parser.add_argument('--policy-episodes', type=int, default=3,
-                        help='episodes per BC policy')
+                        help='episodes per policy')
 
 
 def _wait_until_recording(recorder: BagRecorderNode, wanted: set,
@@ -127,19 +129,22 @@ def run_demo(out: Path, tasks: list[str], episodes: int, seed_start: int,
 
 
 def _policy_row(policy: str, episodes: int, seed_start: int) -> dict[str, Any]:
-    """Run one BC policy through the policy node on its training task; summarise it."""
+    """Run one BC or residual policy through the policy node on its task; summarise it."""
+    from .models import resolve_policy
     from .residual_policy.bc_runner import resolve_run
+    from .residual_policy.residual_agent import is_residual_run
     from .ros_policy_eval import evaluate_via_ros
     _checkpoint, run_config = resolve_run(policy)
     task = (run_config or {}).get('task')
     if task is None:
         raise ValueError(f'policy {policy!r} has no run config naming its task')
     result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False)
-    print(f'demo: BC policy {policy} on {task} through the policy node: '
+    kind = 'BC + residual' if is_residual_run(resolve_policy(policy)) else 'BC'
+    print(f'demo: {kind} policy {policy} on {task} through the policy node: '
           f'{result["successes"]}/{episodes} successes')
     keys = ('task', 'policy', 'episodes', 'seed_start', 'successes', 'success_rate',
             'mean_episode_length', 'inference_latency_ms')
-    return {k: result[k] for k in keys}
+    return {'kind': kind, **{k: result[k] for k in keys}}
 
 
 def _summarise(rows: list[dict], tasks: list[str]) -> dict[str, Any]:
@@ -168,14 +173,15 @@ def _markdown(report: dict[str, Any]) -> str:
         lines.append(f'| {task} | {row["episodes"]} | {row["success_rate"]:.0%} | '
                      f'{row["ros_steps_per_s"]:.1f} |')
     if report.get('policies'):
-        lines += ['', 'Shipped BC policies, closed loop through the graph with the policy node '
-                  '(sim_node -> camera_node -> policy_node -> sim_node, lockstep):', '',
-                  '| policy | task | seeds | success rate | mean steps | '
-                  'inference per chunk (median) |', '|---|---|---|---|---|---|']
+        lines += ['', 'Shipped policies, closed loop through the graph with the policy node '
+                  '(sim_node -> camera_node -> policy_node -> sim_node, lockstep); a residual '
+                  'runs on the same seeds as its BC base:', '',
+                  '| policy | kind | task | seeds | success rate | mean steps | '
+                  'inference per chunk (median) |', '|---|---|---|---|---|---|---|']
         for row in report['policies']:
             seeds = f'{row["seed_start"]}-{row["seed_start"] + row["episodes"] - 1}'
             latency = row['inference_latency_ms']['median']
-            lines.append(f'| {row["policy"]} | {row["task"]} | {seeds} | '
+            lines.append(f'| {row["policy"]} | {row["kind"]} | {row["task"]} | {seeds} | '
                          f'{row["successes"]}/{row["episodes"]} | '
                          f'{row["mean_episode_length"]:.1f} | {latency:.0f} ms |')
     lines += ['', '| task | seed | success | steps | bag | messages |',
