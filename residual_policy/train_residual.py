@@ -247,7 +247,9 @@ class ResidualTrainer:
             bar.close()
             writer.close()
             self.envs.close()
-        return self._write_summary()
+            if any('val_success' in r for r in self.history):
+                summary = self._write_summary()  # also when interrupted (Ctrl-C)
+        return summary
 
     def _out_of_time(self, session_start: float) -> bool:
         """Return whether the session's time limit has passed."""
@@ -409,7 +411,7 @@ def plot_learning_curve(history: list[dict], out_path: Path, task: str) -> None:
     for axes in (success_axes, return_axes):
         axes.set_xlabel('environment steps')
         axes.grid(True, alpha=0.3)
-    success_axes.legend(loc='lower right', fontsize=8)
+    success_axes.legend(loc='upper left', fontsize=8)
     figure.suptitle(f'ResiP residual PPO on {task}')
     figure.tight_layout()
     tmp = out_path.with_name(f'.{out_path.name}.tmp')

@@ -150,7 +150,16 @@ class LockstepClient(Node):
         response = self._call(self.reset_client, Trigger.Request(), 'reset')
         if not response.success:
             raise RuntimeError(f'sim_node reset failed: {response.message}')
+        # An acknowledged command is only delivered if the simulator's subscription was
+        # already discovered: with none matched, wait_for_all_acked succeeds vacuously.
+        self._spin_until(lambda: all(p.get_subscription_count() > 0
+                                     for p in self.command_publishers()),
+                         'the simulator to subscribe to the command topics')
         return self._wait_for_step(None)
+
+    def command_publishers(self) -> list[Any]:
+        """Return the publishers whose commands drive the simulator."""
+        return list(self.command_pubs.values())
 
     def send(self, action: np.ndarray, action_mode: str) -> None:
         """

@@ -56,6 +56,10 @@ class PolicyLoopDriver(LockstepClient):
         self.activate_client = self.create_client(
             SetBool, f'/{policy_node.get_name()}/activate')
 
+    def command_publishers(self) -> list[Any]:
+        """Return the policy node's command publishers (they drive the simulator here)."""
+        return list(self.policy_node.arm_pubs.values())
+
     def _on_command(self, msg: Any) -> None:
         self._command_stamps.append(stamp_to_seconds(msg.header.stamp))
 
