@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from .ppo import PPOConfig, ppo_update
+from .ppo import ppo_update, PPOConfig
 from .residual_env import make_residual_envs, ResidualTaskEnv
 from .train_residual import ResidualTrainer, ResidualTrainSettings
 
