@@ -260,3 +260,12 @@ def test_vrl_train_residual_command_runs_worker_processes(base_run, tmp_path, ca
     assert 'residual on lift' in capsys.readouterr().out
     config = json.loads((out / 'config.json').read_text())
     assert config['residual']['hidden_dims'] == [16] and config['ppo']['epochs'] == 1
+
+
+def test_rl_bench_reports_all_three_rates(base_run):
+    from visual_rl_stack.residual_policy.rl_bench import rl_throughput
+    result = rl_throughput('lift', str(base_run), envs=1, iterations=1, rollout_steps=8,
+                           raw_steps=8)
+    assert result['raw_steps_per_s'] > 0 and result['resip']['env_steps'] == 8
+    assert 0 < result['resip']['train_steps_per_s'] <= result['resip']['collect_steps_per_s']
+    assert result['sb3']['steps_per_s'] > 0 and result['sb3']['env_steps'] == 8
