@@ -157,6 +157,7 @@ class ResidualTrainer:
         self.history: list[dict] = []
         torch.manual_seed(settings.seed)
         if saved is not None:
+            self._check_same_settings()
             self._restore(saved)
         self._write_run_config(base_checkpoint, base_config, resume)
         self.envs = make_residual_envs(settings.task, settings.envs,
@@ -179,6 +180,20 @@ class ResidualTrainer:
             raise ValueError(f'base {settings.base} is itself a residual run; '
                              'train on the BC run it refines')
         return checkpoint, run_config
+
+    #: Settings a resumed run may change: how long it trains.
+    RESUMABLE = ('total_steps', 'time_limit_min')
+
+    def _check_same_settings(self) -> None:
+        """Refuse to resume with other settings than the run was started with."""
+        config = json.loads((self.out_dir / RUN_CONFIG).read_text())
+        saved = config['settings']
+        now = json.loads(json.dumps(asdict(self.settings)))
+        different = sorted(k for k in now if k not in self.RESUMABLE and now[k] != saved.get(k))
+        if different or self.ppo.to_dict() != config['ppo']:
+            raise ValueError(f'run {self.out_dir} was started with other settings '
+                             f'({", ".join(different) or "PPO settings"}); a resumed run keeps '
+                             'its settings, only --total-steps and --time-limit-min may change')
 
     def _restore(self, saved: dict) -> None:
         """Continue counters, optimisers, reward scaling and RNG from a training state."""

@@ -1,5 +1,6 @@
 """Residual RL on a frozen BC policy: batched base, environment, training run, evaluation."""
 
+from dataclasses import replace
 import json
 
 from conftest import make_residual_run
@@ -122,6 +123,9 @@ def test_training_refuses_to_overwrite_and_resumes(residual_run):
                                      val_episodes=2)
     with pytest.raises(ValueError, match='--resume'):
         train_residual(out, settings, progress=False, asynchronous=False)
+    with pytest.raises(ValueError, match='other settings'):
+        train_residual(out, replace(settings, reward='stages'), ppo=PPOConfig(epochs=2),
+                       resume=True, progress=False, asynchronous=False)
     summary = train_residual(out, settings, ppo=PPOConfig(epochs=2), resume=True,
                              progress=False, asynchronous=False)
     assert summary['env_steps'] == 120 and summary['iterations'] == 3
