@@ -13,7 +13,7 @@ deterministic action and are not recorded.
 
 Between episodes (:meth:`end_episode`, called when the node sees a reset),
 once ``min_steps`` transitions are buffered, one PPO update runs on them
-(:func:`.ppo.ppo_update`, same settings as offline training) and the
+(:func:`.ppo.ppo_update`, by default with the run's offline PPO settings) and the
 residual is saved. Episode ends are treated as terminal, as offline.
 
 Output folder (a complete residual run, so ``vrl eval --policy OUT`` works)::
@@ -54,7 +54,8 @@ class OnlineResidualLearner:
         if min_steps < 1:
             raise ValueError(f'min_steps must be >= 1, got {min_steps}')
         self.runner = runner
-        self.ppo = ppo or PPOConfig()
+        # By default the PPO settings the residual was trained with offline.
+        self.ppo = ppo or PPOConfig.from_dict(runner.run_config.get('ppo', {}))
         self.min_steps = min_steps
         self.out_dir = Path(out_dir)
         if (self.out_dir / RESIDUAL_DIR).exists():
