@@ -27,7 +27,7 @@ Run folder (besides ``config.json``, ``checkpoint/`` and ``residual/`` of
     RUN/metrics.jsonl       one line per iteration (rollout, PPO and validation stats)
     RUN/tensorboard/        the same as TensorBoard scalars
     RUN/learning_curve.png  validation success and rollout return against env steps
-    RUN/summary.json        env steps, wall time, baseline, best and when it was reached
+    RUN/summary.json        env steps, wall time, baseline, best and when the kept one was
 
 ``resume=True`` continues from ``residual_last`` with fresh episodes.
 """
@@ -385,9 +385,10 @@ class ResidualTrainer:
         os.replace(tmp, self.out_dir / TRAINING_STATE)
 
     def _write_summary(self) -> dict:
-        """Write summary.json: baseline, best validation success and when it was first reached."""
+        """Write summary.json: baseline, best validation success and when the kept one was."""
         evaluated = [r for r in self.history if 'val_success' in r]
-        best_row = max(evaluated, key=lambda r: (r['val_success'], -r['env_steps']))
+        # Ties go to the later residual, as in _improves: the one saved in residual/.
+        best_row = max(evaluated, key=lambda r: (r['val_success'], r['env_steps']))
         rates = [r['rollout']['steps_per_s'] for r in self.history if 'rollout' in r]
         summary = {
             'task': self.settings.task, 'base': self.settings.base,
