@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -76,9 +77,12 @@ def test_sigint_leaves_a_readable_bag(ros_context, spin, tmp_path):
         for i in range(10):
             pub.publish(String(data=str(i)))
             executor.spin_once(timeout_sec=0.05)
-        time.sleep(0.5)
+        # Delivered (reliable QoS acks), then time for the recorder to take them from its
+        # queue, also on a loaded machine: Ctrl-C stops it before it takes any still queued.
+        assert pub.wait_for_all_acked(Duration(seconds=30))
+        time.sleep(2.0)
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
