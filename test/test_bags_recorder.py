@@ -66,8 +66,11 @@ def test_sigint_leaves_a_readable_bag(ros_context, spin, tmp_path):
                PYTHONPATH=os.pathsep.join(sys.path))
     script = ('from pathlib import Path; from visual_rl_stack.bag_recorder_node import '
               f'record_main; record_main(["/chatter"], Path({str(bag)!r}))')
+    # A test run started in the background inherits SIGINT as ignored, and Python keeps
+    # it ignored in the child; give the recorder the default Ctrl-C disposition.
     process = subprocess.Popen([sys.executable, '-c', script], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     talker = Node('talker', context=ros_context)
     pub = talker.create_publisher(String, '/chatter', topics.RELIABLE_QOS)
     executor = SingleThreadedExecutor(context=ros_context)
