@@ -57,6 +57,7 @@ from .residual_agent import (NormalisedSpace, residual_config_for, RESIDUAL_DIR,
 from .residual_env import make_residual_envs, TRAIN_SEED_FLOOR
 from .train_bc import METRICS, TENSORBOARD, TRAINING_STATE
 from ..evaluation import machine_description, write_json
+from ..graph import flatten_mapping
 
 PathLike = Union[str, os.PathLike]
 LAST_DIR = 'residual_last'
@@ -361,7 +362,7 @@ class ResidualTrainer:
         self.history.append(row)
         with (self.out_dir / METRICS).open('a') as metrics:
             metrics.write(json.dumps(row) + '\n')
-        for name, value in _flatten(row).items():
+        for name, value in flatten_mapping(row, '/').items():
             if value is not None and name not in ('env_steps', 'iteration'):
                 writer.add_scalar(name, value, self.env_steps)
         writer.flush()
@@ -433,17 +434,6 @@ def plot_learning_curve(history: list[dict], out_path: Path, task: str) -> None:
     tmp = out_path.with_name(f'.{out_path.name}.tmp')
     figure.savefig(tmp, format='png')
     tmp.replace(out_path)
-
-
-def _flatten(row: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-    """Flatten nested dicts into ``a/b`` keys (TensorBoard tags)."""
-    flat: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f'{prefix}{key}/'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
 
 
 def _now() -> str:

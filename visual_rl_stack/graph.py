@@ -9,7 +9,7 @@ Both read the same YAML parameter files from ``config/``.
 from dataclasses import dataclass
 import importlib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
 
@@ -169,16 +169,17 @@ def load_node_params(path: Path, node_name: str) -> dict[str, Any]:
         if not isinstance(section, dict) or not isinstance(
                 section.get('ros__parameters', {}), dict):
             raise ValueError(f'{path}: section {key!r} must hold a ros__parameters mapping')
-        params.update(_flatten(section.get('ros__parameters') or {}))
+        params.update(flatten_mapping(section.get('ros__parameters') or {}))
     return params
 
 
-def _flatten(mapping: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-    """Turn nested parameter mappings into dotted parameter names."""
-    flat = {}
+def flatten_mapping(mapping: Mapping[str, Any], separator: str = '.',
+                    prefix: str = '') -> dict[str, Any]:
+    """Turn nested mappings into flat ``a.b`` names (ROS parameters, TensorBoard tags)."""
+    flat: dict[str, Any] = {}
     for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f'{prefix}{key}.'))
+        if isinstance(value, Mapping):
+            flat.update(flatten_mapping(value, separator, f'{prefix}{key}{separator}'))
         else:
             flat[f'{prefix}{key}'] = value
     return flat
