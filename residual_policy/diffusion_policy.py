@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from .config_dicts import config_from_dict
 from .encoders import MultiViewImageEncoder, OBS_MODES, ObservationEncoder, StateEncoder
 from .normalization import MinMaxNormalizer
+from .state_features import FEATURE_SETS, StateFeatures
 from .unet1d import ConditionalUnet1D
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..devices import autocast_context
@@ -55,6 +56,8 @@ class DiffusionPolicyConfig:
     num_keypoints: int = 32
     crop_fraction: float = 0.9
     state_hidden_dims: tuple[int, ...] = ()
+    state_labels: tuple = ()
+    state_features: str = 'raw'
     n_obs_steps: int = 2
     horizon: int = 16
     n_action_steps: int = 8
@@ -72,9 +75,18 @@ class DiffusionPolicyConfig:
 
     def __post_init__(self):
         """Reject settings the network or the action queue cannot honour."""
+        object.__setattr__(self, 'state_labels',
+                           tuple((str(name), int(size)) for name, size in self.state_labels))
         problems = []
+        if self.state_labels and sum(size for _, size in self.state_labels) != self.state_dim:
+            problems.append(f'state_labels {self.state_labels} do not add up to state_dim '
+                            f'{self.state_dim}')
         if self.obs_mode not in OBS_MODES:
             problems.append(f'obs_mode must be one of {OBS_MODES}')
+        if self.state_features not in FEATURE_SETS:
+            problems.append(f'state_features must be one of {FEATURE_SETS}')
+        if self.state_features != 'raw' and not self.state_labels:
+            problems.append(f'state_features {self.state_features!r} needs state_labels')
         if 'state' in self.obs_mode and self.state_dim < 1:
             problems.append(f'obs_mode {self.obs_mode!r} needs state_dim >= 1')
         if 'image' in self.obs_mode and not self.views:
@@ -116,12 +128,19 @@ def resip_config(state_dim: int, action_dim: int) -> DiffusionPolicyConfig:
                                  num_inference_steps=16)
 
 
-def fit_normalizers(actions: np.ndarray,
+def state_features_for(config: DiffusionPolicyConfig) -> StateFeatures:
+    """Return the feature map from the config's raw state to the state encoder's input."""
+    labels = config.state_labels or (('state', config.state_dim),)
+    return StateFeatures(labels, config.state_features)
+
+
+def fit_normalizers(config: DiffusionPolicyConfig, actions: np.ndarray,
                     states: Optional[np.ndarray] = None) -> dict[str, MinMaxNormalizer]:
-    """Fit the action (and state) normalisers a policy needs from demonstration arrays."""
+    """Fit the action (and state-feature) normalisers a policy needs from demonstrations."""
     normalizers = {'action': MinMaxNormalizer.fit(actions)}
     if states is not None:
-        normalizers['state'] = MinMaxNormalizer.fit(states)
+        features = state_features_for(config)(torch.as_tensor(np.asarray(states, np.float32)))
+        normalizers['state'] = MinMaxNormalizer.fit(features.numpy())
     return normalizers
 
 
@@ -133,8 +152,9 @@ class DiffusionPolicy(nn.Module):
         super().__init__()
         self.config = config
         self.normalizers = dict(normalizers)
+        self.state_features = state_features_for(config)
         self._check_normalizers()
-        state_encoder = (StateEncoder(config.state_dim, config.state_hidden_dims)
+        state_encoder = (StateEncoder(self.state_features.output_dim, config.state_hidden_dims)
                          if 'state' in config.obs_mode else None)
         image_encoder = (MultiViewImageEncoder(
             len(config.views), config.image_size, config.shared_image_encoder,
@@ -157,7 +177,7 @@ class DiffusionPolicy(nn.Module):
         """Return the U-Net condition for raw ``state (B, n_obs, S)`` and/or ``images``."""
         state = images = None
         if self.obs_encoder.state_encoder is not None:
-            state = self.normalizers['state'].normalize(self._tensor(obs['state']).float())
+            state = self.normalize_state(obs['state'])
         if self.obs_encoder.image_encoder is not None:
             images = self._tensor(obs['images'])
         return self.obs_encoder(state, images)
@@ -234,11 +254,16 @@ class DiffusionPolicy(nn.Module):
         """Move an array onto the policy's device, keeping its dtype."""
         return torch.as_tensor(value, device=self.device)
 
+    def normalize_state(self, state: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
+        """Return the normalised features of raw ``(..., state_dim)`` states."""
+        features = self.state_features(self._tensor(state).float())
+        return self.normalizers['state'].normalize(features)
+
     def _check_normalizers(self) -> None:
         """Require normalisers whose sizes match the config."""
         needed = {'action': self.config.action_dim}
         if 'state' in self.config.obs_mode:
-            needed['state'] = self.config.state_dim
+            needed['state'] = self.state_features.output_dim
         for name, dim in needed.items():
             if name not in self.normalizers:
                 raise ValueError(f'a {name!r} normaliser is required')

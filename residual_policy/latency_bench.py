@@ -54,7 +54,7 @@ def random_init_policy(config: DiffusionPolicyConfig, seed: int = 0) -> Diffusio
     actions = rng.uniform(-1.0, 1.0, (256, config.action_dim)).astype(np.float32)
     states = (rng.normal(size=(256, config.state_dim)).astype(np.float32)
               if 'state' in config.obs_mode else None)
-    return DiffusionPolicy(config, fit_normalizers(actions, states)).eval()
+    return DiffusionPolicy(config, fit_normalizers(config, actions, states)).eval()
 
 
 def random_observation(config: DiffusionPolicyConfig, seed: int = 0) -> dict[str, np.ndarray]:

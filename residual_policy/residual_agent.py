@@ -61,13 +61,12 @@ class NormalisedSpace:
 
     def __init__(self, policy: DiffusionPolicy):
         self.device = policy.device
-        self.state = policy.normalizers['state']
+        self.policy = policy
         self.action = policy.normalizers['action']
 
     def state_norm(self, states: np.ndarray) -> torch.Tensor:
         """Return normalised states as a float32 tensor."""
-        return self.state.normalize(torch.as_tensor(np.asarray(states, np.float32),
-                                                    device=self.device))
+        return self.policy.normalize_state(np.asarray(states, np.float32))
 
     def action_norm(self, actions: np.ndarray) -> torch.Tensor:
         """Return normalised actions as a float32 tensor."""
@@ -81,7 +80,7 @@ class NormalisedSpace:
 
 def residual_config_for(policy: DiffusionPolicy, **settings) -> ResidualConfig:
     """Return a :class:`ResidualConfig` sized for ``policy``; unknown settings are refused."""
-    return ResidualConfig.from_dict({'state_dim': policy.config.state_dim,
+    return ResidualConfig.from_dict({'state_dim': policy.state_features.output_dim,
                                      'action_dim': policy.config.action_dim, **settings})
 
 

@@ -57,7 +57,7 @@ TRAINING_STATE = 'training_state.pt'
 SUMMARY = 'summary.json'
 TENSORBOARD = 'tensorboard'
 #: Config fields the data decides; overrides may not set them.
-DATA_FIELDS = ('obs_mode', 'state_dim', 'action_dim', 'views', 'image_size')
+DATA_FIELDS = ('obs_mode', 'state_dim', 'state_labels', 'action_dim', 'views', 'image_size')
 
 
 def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = 'state',
@@ -97,9 +97,9 @@ def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = '
         config = DiffusionPolicyConfig.from_dict({
             **overrides, 'obs_mode': obs_mode,
             'state_dim': probe.state_dim, 'action_dim': probe.action_dim,
-            'views': tuple(probe.views),
+            'state_labels': tuple(episodes[0].state_labels), 'views': tuple(probe.views),
             'image_size': probe.image_size or DiffusionPolicyConfig.image_size})
-        normalizers = fit_normalizers(probe.actions.numpy(), probe.states.numpy())
+        normalizers = fit_normalizers(config, probe.actions.numpy(), probe.states.numpy())
         start_step = 0
     else:
         config, normalizers = _saved_policy_setup(saved, obs_mode, overrides, out_dir)

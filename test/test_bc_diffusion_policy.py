@@ -31,7 +31,7 @@ def _demos(n: int, horizon: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndar
 def _policy(config: DiffusionPolicyConfig, seed: int = 0) -> DiffusionPolicy:
     torch.manual_seed(seed)
     states, actions = _demos(256, config.horizon)
-    return DiffusionPolicy(config, fit_normalizers(actions, states)).eval()
+    return DiffusionPolicy(config, fit_normalizers(config, actions, states)).eval()
 
 
 def test_config_round_trips_through_json_and_rejects_bad_settings():
@@ -162,7 +162,7 @@ def test_training_on_a_linear_expert_lowers_loss_and_approaches_targets():
     rng = np.random.default_rng(0)
     states, actions = _demos(2048)
     config = _small_config(down_dims=(32, 64), step_embed_dim=32)
-    policy = DiffusionPolicy(config, fit_normalizers(actions, states)).train()
+    policy = DiffusionPolicy(config, fit_normalizers(config, actions, states)).train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-3)
     losses = []
     for _ in range(200):

@@ -113,3 +113,25 @@ def test_empty_or_mismatched_data_is_a_clear_cli_error(bags, tmp_path, capsys):
     assert main(['train-bc', '--task', 'reach', '--data', str(bags)] + args) == 2
     assert "holds 'lift' episodes" in capsys.readouterr().err
     assert not (tmp_path / 'run').exists()
+
+
+def test_relative_state_features_train_and_run_from_the_cli(bags, tmp_path, capsys):
+    out = tmp_path / 'relative'
+    args = ['train-bc', '--task', 'lift', '--data', str(bags), '--out', str(out),
+            '--batch-size', '16', '--warmup', '2', '--no-progress',
+            '--set', 'down_dims=[16,32,64]', '--set', 'horizon=8', '--set', 'n_action_steps=4',
+            '--set', 'step_embed_dim=16']
+    assert main(args + ['--steps', '3', '--state-features', 'relative']) == 0
+    config = json.loads((out / 'config.json').read_text())['policy']
+    assert config['state_features'] == 'relative'
+    labels = [label for label, _ in config['state_labels']]
+    assert labels[-2:] == ['cube_position', 'cube_orientation']
+    policy = DiffusionPolicy.from_checkpoint(out / 'checkpoint')
+    assert policy.normalizers['state'].dim == policy.state_features.output_dim > 24
+    from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner
+    runner = BCPolicyRunner(out)
+    action = runner.act_from_observation(BagDataset(bags).episode(0).state[0])
+    assert action.shape == (7,) and np.all(np.isfinite(action))
+    capsys.readouterr()
+    assert main(args + ['--steps', '5', '--resume', '--state-features', 'raw']) == 2
+    assert 'state_features' in capsys.readouterr().err

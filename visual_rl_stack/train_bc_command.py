@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .devices import DEVICE_NAMES
 from .residual_policy.encoders import OBS_MODES
+from .residual_policy.state_features import FEATURE_SETS
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -52,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='write the checkpoint every N steps (and at the end)')
     parser.add_argument('--log-every', type=int, default=10,
                         help='append a metrics line every N steps')
+    parser.add_argument('--state-features', choices=FEATURE_SETS, default=None,
+                        help='state features the policy derives from the raw state: raw, or '
+                        'relative (adds object-minus-gripper positions and headings modulo '
+                        '90 degrees); default raw (a resumed run keeps its own)')
     parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
                         default=[], metavar='KEY=VALUE',
                         help='override a DiffusionPolicyConfig field (JSON value)')
@@ -63,10 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``vrl train-bc`` from parsed arguments and print a one-line summary."""
     from .residual_policy.train_bc import SUMMARY, train_bc
+    overrides = dict(args.overrides)
+    if args.state_features is not None:
+        overrides['state_features'] = args.state_features
     checkpoint = train_bc(args.data, args.out, args.task, obs_mode=args.obs, steps=args.steps,
                           batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                           seed=args.seed, device=args.device, resume=args.resume,
-                          config_overrides=dict(args.overrides),
+                          config_overrides=overrides,
                           progress=not args.no_progress, views=args.views,
                           checkpoint_every=args.checkpoint_every, log_every=args.log_every)
     summary = json.loads((Path(args.out) / SUMMARY).read_text())
