@@ -103,12 +103,15 @@ class BCPolicyRunner:
     """
     Receding-horizon execution of a trained :class:`DiffusionPolicy` (see the module doc).
 
-    ``num_inference_steps`` overrides the checkpoint's DDIM step count;
+    ``num_inference_steps`` overrides the checkpoint's DDIM step count and
+    ``action_steps`` its executed steps per chunk (fewer re-plan more often:
+    closer-loop control for contact-rich tasks, more inference per step);
     ``seed`` seeds the sampling noise (one generator for the runner's life).
     """
 
     def __init__(self, run_or_checkpoint: PathLike, device: str = 'auto',
-                 num_inference_steps: Optional[int] = None, seed: int = 0) -> None:
+                 num_inference_steps: Optional[int] = None, seed: int = 0,
+                 action_steps: Optional[int] = None) -> None:
         """Load the policy and its run settings; set up the observation and action queues."""
         checkpoint, run_config = resolve_run(run_or_checkpoint)
         self.checkpoint = checkpoint
@@ -119,11 +122,23 @@ class BCPolicyRunner:
         self.num_inference_steps = num_inference_steps
         self.generator = torch.Generator().manual_seed(seed)
         self.history = ObservationHistory(self.config.n_obs_steps)
-        self.queue = ActionQueue(self.config.n_action_steps, self.config.n_obs_steps)
+        self.action_steps = self._checked_action_steps(action_steps)
+        self.queue = ActionQueue(self.action_steps, self.config.n_obs_steps)
         #: Seconds per chunk inference, over the runner's life (not cleared by reset).
         self.latencies_s: list[float] = []
         #: Control steps served, over the runner's life.
         self.steps = 0
+
+    def _checked_action_steps(self, action_steps: Optional[int]) -> int:
+        """Return the executed steps per chunk; ValueError if a chunk cannot supply them."""
+        if action_steps is None:
+            return self.config.n_action_steps
+        most = self.config.horizon - self.config.n_obs_steps + 1
+        if not 1 <= action_steps <= most:
+            raise ValueError(f'action_steps must be in 1 .. {most} for a policy with horizon '
+                             f'{self.config.horizon} and {self.config.n_obs_steps} observation '
+                             f'steps, got {action_steps}')
+        return int(action_steps)
 
     @property
     def uses_images(self) -> bool:

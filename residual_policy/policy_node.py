@@ -76,6 +76,8 @@ PARAMS = {
     'device': ParamSpec('auto', 'Inference device: auto, cpu, cuda or cuda:N.', read_only=True),
     'inference_steps': ParamSpec(0, 'Denoising steps per action chunk; 0 = the policy default.',
                                  low=0, high=1000, read_only=True),
+    'action_steps': ParamSpec(0, 'Actions executed from each chunk before re-planning; 0 = the '
+                              'policy default.', low=0, high=1000, read_only=True),
     'control_hz': ParamSpec(10.0, 'Control rate (Hz) the policy was trained at; twists are '
                             'deltas times this rate.', low=1.0, high=100.0, read_only=True),
     'observation_timeout': ParamSpec(0.5, 'Oldest observation (s, node clock) the policy may '
@@ -158,7 +160,8 @@ class PolicyNode(Node):
                 control_hz=values['control_hz'],
                 observation_timeout=values['observation_timeout'])
             self.runner = open_policy_runner(values['policy'], device=values['device'],
-                                             num_inference_steps=values['inference_steps'] or None)
+                                             num_inference_steps=values['inference_steps'] or None,
+                                             action_steps=values['action_steps'] or None)
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
         self.learner = self._make_learner(values)

@@ -17,6 +17,14 @@ those quantities explicitly:
 - per task orientation field, cos/sin of ``4 (yaw - gripper yaw)``: the
   heading error modulo 90 degrees that the grasp depends on.
 
+The ``frames`` set adds, to ``relative``, every position seen in the table
+plane from each other position facing a third: for an ordered pair ``(a, b)``
+and each further position ``c``, the components of ``c - a`` along and across
+the unit direction from ``a`` to ``b``, plus each pair's planar distance. For
+pushing that is the gripper's offset along and beside the block-to-goal line,
+the quantity a pushing expert's feedback acts on and a product of normalised
+differences that a small network otherwise has to learn.
+
 The ``invariant`` set keeps only what does not change when the whole scene is
 shifted across the table: those differences and headings, every position's
 height, and the fields that are neither positions, orientations nor joint
@@ -37,11 +45,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-FEATURE_SETS = ('raw', 'relative', 'invariant')
+FEATURE_SETS = ('raw', 'relative', 'invariant', 'frames')
 JOINT_FIELD = 'joint_positions'
 GRIPPER_POSITION = 'ee_position'
 GRIPPER_ORIENTATION = 'ee_orientation'
 SYMMETRY_ORDER = 4
+#: Planar distance (m) below which a facing direction fades to zero instead of
+#: swinging arbitrarily (e.g. the gripper over the object it holds).
+FRAME_SOFTENING = 1e-3
 
 
 def quaternion_yaw(q: torch.Tensor) -> torch.Tensor:
@@ -99,8 +110,10 @@ class StateFeatures(nn.Module):
         """Return how many differences and heading features the feature set derives."""
         if self.feature_set == 'raw':
             return 0
-        pairs = len(self.positions) * (len(self.positions) - 1) // 2
-        return 3 * pairs + 4 * len(self.orientations) + 2 * (len(self.orientations) - 1)
+        n = len(self.positions)
+        pairs = n * (n - 1) // 2
+        frames = pairs + 2 * n * (n - 1) * (n - 2) if self.feature_set == 'frames' else 0
+        return 3 * pairs + 4 * len(self.orientations) + 2 * (len(self.orientations) - 1) + frames
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """Return the kept raw fields (and heights), then the derived features."""
@@ -118,4 +131,26 @@ class StateFeatures(nn.Module):
         gripper_yaw = yaws[GRIPPER_ORIENTATION]
         extra += [heading_features(yaw - gripper_yaw, (SYMMETRY_ORDER,))
                   for name, yaw in yaws.items() if name != GRIPPER_ORIENTATION]
+        if self.feature_set == 'frames':
+            extra.append(self._frame_features(state))
         return torch.cat([*kept, *extra], dim=-1)
+
+    def _frame_features(self, state: torch.Tensor) -> torch.Tensor:
+        """Return planar pair distances, then each third position in each facing frame."""
+        xy = {n: state[..., self.slices[n].start:self.slices[n].start + 2]
+              for n in self.positions}
+        features = [torch.linalg.vector_norm(xy[b] - xy[a], dim=-1)
+                    for a, b in combinations(self.positions, 2)]
+        for a in self.positions:
+            for b in self.positions:
+                if b == a:
+                    continue
+                facing = xy[b] - xy[a]
+                length = torch.sqrt((facing ** 2).sum(-1, keepdim=True) + FRAME_SOFTENING ** 2)
+                ux, uy = (facing / length).unbind(-1)
+                for c in self.positions:
+                    if c in (a, b):
+                        continue
+                    dx, dy = (xy[c] - xy[a]).unbind(-1)
+                    features += [ux * dx + uy * dy, ux * dy - uy * dx]
+        return torch.stack(features, dim=-1)

@@ -77,6 +77,20 @@ def test_runner_replans_every_n_action_steps(state_run):
         runner.check_compatible('lift', 'absolute')
 
 
+def test_action_steps_override_replans_more_often(state_run):
+    runner = BCPolicyRunner(state_run / 'checkpoint', device='cpu', num_inference_steps=2,
+                            action_steps=2)
+    assert runner.action_steps == 2 != runner.config.n_action_steps
+    state = np.zeros(runner.config.state_dim, dtype=np.float32)
+    for _ in range(9):
+        runner.act_from_observation(state)
+    assert len(runner.latencies_s) == 5
+    most = runner.config.horizon - runner.config.n_obs_steps + 1
+    for bad in (0, most + 1):
+        with pytest.raises(ValueError, match='action_steps'):
+            BCPolicyRunner(state_run / 'checkpoint', device='cpu', action_steps=bad)
+
+
 def _eval(run, tmp_path, name):
     out = tmp_path / f'{name}.json'
     code = main(['eval', '--task', 'lift', '--policy', str(run), '--episodes', '2',

@@ -109,3 +109,31 @@ def test_invariant_features_ignore_a_shift_of_the_whole_scene():
     assert not torch.allclose(raised, features(state))
     # gripper width, three heights, three differences, two headings, one relative heading
     assert features.output_dim == 1 + 3 + 9 + 8 + 2 == features(state).shape[-1]
+
+
+def test_frame_features_give_offsets_along_and_across_each_facing_line():
+    features = StateFeatures(LABELS, 'frames')
+    relative = StateFeatures(LABELS, 'relative')
+    # three pair distances, then 3 * 2 ordered pairs with one third position each
+    assert features.output_dim == relative.output_dim + 3 + 2 * 6
+    state = _state(ee=(0.5, 0.1, 0.05), cube=(0.5, 0.0, 0.02), target=(0.5, -0.2, 0.02))
+    out = features(state)
+    assert torch.equal(out[:relative.output_dim], relative(state))
+    frames = out[relative.output_dim:]
+    assert torch.allclose(frames[:3], torch.tensor([0.1, 0.3, 0.2], dtype=frames.dtype))
+    # order: (ee, cube), (ee, target), (cube, ee), (cube, target), ... each with the third
+    cube_to_target_ee = frames[3 + 2 * 3:3 + 2 * 4]  # the gripper behind the cube, on the line
+    assert torch.allclose(cube_to_target_ee, torch.tensor([-0.1, 0.0], dtype=frames.dtype),
+                          atol=1e-5)
+    # 3 cm to the left of the cube-to-target direction (counter-clockwise positive)
+    beside = features(_state(ee=(0.53, 0.1, 0.05), cube=(0.5, 0.0, 0.02),
+                             target=(0.5, -0.2, 0.02)))[relative.output_dim:]
+    assert torch.allclose(beside[3 + 2 * 3:3 + 2 * 4],
+                          torch.tensor([-0.1, 0.03], dtype=frames.dtype), atol=1e-5)
+    # turning the whole scene about the cube leaves every frame feature unchanged
+    turned = features(_state(ee=(0.4, 0.0, 0.05), cube=(0.5, 0.0, 0.02),
+                             target=(0.7, 0.0, 0.02)))[relative.output_dim:]
+    assert torch.allclose(turned, frames, atol=1e-5)
+    coincident = _state(ee=(0.5, 0.0, 0.05), cube=(0.5, 0.0, 0.02)).requires_grad_()
+    features(coincident).sum().backward()
+    assert torch.isfinite(coincident.grad).all()

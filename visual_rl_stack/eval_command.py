@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='device of a BC policy (auto, cpu, cuda, cuda:N)')
     parser.add_argument('--inference-steps', type=int, default=None,
                         help="DDIM steps per chunk for a BC policy (default: the checkpoint's)")
+    parser.add_argument('--action-steps', type=int, default=None,
+                        help='actions a BC policy executes from each chunk before re-planning '
+                             "(default: the checkpoint's n_action_steps)")
     parser.add_argument('--via-ros', action='store_true',
                         help='run closed loop through the ROS graph in lockstep (sim node -> '
                              'camera node -> policy node -> sim node) instead of in-process')
@@ -46,11 +49,13 @@ def main(args: argparse.Namespace) -> int:
         result = evaluate_via_ros(args.task, args.policy, args.episodes, args.seed_start,
                                   progress=not args.no_progress, device=args.device,
                                   num_inference_steps=args.inference_steps,
-                                  finetune_out=args.finetune_out)
+                                  finetune_out=args.finetune_out,
+                                  action_steps=args.action_steps)
     else:
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
                           progress=not args.no_progress, device=args.device,
-                          num_inference_steps=args.inference_steps)
+                          num_inference_steps=args.inference_steps,
+                          action_steps=args.action_steps)
     result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
         'eval'] else None
     if args.json:
