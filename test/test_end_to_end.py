@@ -22,22 +22,24 @@ def test_demo_graph_records_a_readable_successful_episode(tmp_path):
              progress=False, device='cpu')
     residual = make_residual_run(policy, tmp_path / 'residual_run')
     report = run_demo(tmp_path / 'demo', ['reach'], episodes=1, seed_start=1000,
-                      policies=[str(policy), str(residual)], policy_episodes=1)
+                      policies=[str(residual)], policy_episodes=1)
     tmp_path = tmp_path / 'demo'
 
     row = report['episodes'][0]
     assert row['success'], 'the expert driven through ROS should solve reach'
     assert json.loads((tmp_path / 'report.json').read_text())['tasks']['reach']['episodes'] == 1
     assert (tmp_path / 'multiview.png').stat().st_size > 0
-    # The BC policy ran on its own task through the policy node, and the report says so.
+    # The residual's own frozen base ran first, on its task through the policy node.
     bc_row, residual_row = report['policies']
+    assert bc_row['policy'] == f'{residual} (its frozen base)'
     assert bc_row['task'] == 'lift' and bc_row['episodes'] == 1 and bc_row['kind'] == 'BC'
     assert bc_row['inference_latency_ms']['chunks'] >= 1
     # BC + residual beside its base, on the same seeds.
     assert residual_row['kind'] == 'BC + residual' and residual_row['task'] == 'lift'
     assert residual_row['seed_start'] == bc_row['seed_start']
     page = (tmp_path / 'report.md').read_text()
-    assert str(policy) in page and f'| {residual} | BC + residual | lift |' in page
+    assert f'| {residual} (its frozen base) | BC | lift |' in page
+    assert f'| {residual} | BC + residual | lift |' in page
 
     recorded = bag_topics(row['bag'])
     for topic in (topics.CLOCK, topics.JOINT_STATES, topics.ARM_DELTA_TWIST,

@@ -4,7 +4,7 @@
 Brings the simulator graph up in lockstep (sim node + camera node), drives
 the scripted expert through ROS topics on a few episodes of two tasks,
 records every episode as a rosbag2 MCAP bag, then runs shipped policies (BC,
-and BC + residual beside its base on the same seeds) closed loop through the
+and a BC + residual run beside its own frozen base on the same seeds) closed loop through the
 graph with the policy node (``vrl eval --via-ros``) and writes a report with
 success, step rates and one tiled camera frame.
 """
@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 import time
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -33,8 +33,8 @@ from .ros_expert import run_ros_episode
 
 DEFAULT_TASKS = ('lift', 'push')
 #: Shipped models the demo runs through the policy node (each on its own task): BC on lift,
-#: then BC alone and BC + residual side by side on peg_insert.
-DEFAULT_POLICIES = ('bc_state_lift', 'bc_state_peg_insert', 'resip_peg_insert')
+#: then the peg_insert residual, which brings its frozen BC base alongside.
+DEFAULT_POLICIES = ('bc_state_lift', 'resip_peg_insert')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,14 +121,33 @@ def run_demo(out: Path, tasks: list[str], episodes: int, seed_start: int,
     finally:
         context.try_shutdown()
     report = _summarise(rows, tasks)
-    report['policies'] = [_policy_row(name, policy_episodes, seed_start)
-                          for name in policies]
+    report['policies'] = [row for name in policies
+                          for row in _policy_rows(name, policy_episodes, seed_start)]
     write_json(report, out / 'report.json')
     (out / 'report.md').write_text(_markdown(report))
     return report
 
 
-def _policy_row(policy: str, episodes: int, seed_start: int) -> dict[str, Any]:
+def _policy_rows(policy: str, episodes: int, seed_start: int) -> list[dict[str, Any]]:
+    """
+    Return the report rows of one policy: a residual run's own frozen base first.
+
+    The base is the copy the residual was trained on (``RUN2/checkpoint``), not
+    whatever BC model now ships under the base's name, so the two rows compare.
+    """
+    from .models import resolve_policy
+    from .residual_policy.bc_runner import CHECKPOINT
+    from .residual_policy.residual_agent import is_residual_run
+    path = resolve_policy(policy)
+    rows = []
+    if is_residual_run(path):
+        rows.append(_policy_row(str(path / CHECKPOINT), episodes, seed_start,
+                                label=f'{policy} (its frozen base)'))
+    return rows + [_policy_row(policy, episodes, seed_start)]
+
+
+def _policy_row(policy: str, episodes: int, seed_start: int,
+                label: Optional[str] = None) -> dict[str, Any]:
     """Run one BC or residual policy through the policy node on its task; summarise it."""
     from .models import resolve_policy
     from .residual_policy.bc_runner import resolve_run
@@ -140,11 +159,11 @@ def _policy_row(policy: str, episodes: int, seed_start: int) -> dict[str, Any]:
         raise ValueError(f'policy {policy!r} has no run config naming its task')
     result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False)
     kind = 'BC + residual' if is_residual_run(resolve_policy(policy)) else 'BC'
-    print(f'demo: {kind} policy {policy} on {task} through the policy node: '
+    print(f'demo: {kind} policy {label or policy} on {task} through the policy node: '
           f'{result["successes"]}/{episodes} successes')
-    keys = ('task', 'policy', 'episodes', 'seed_start', 'successes', 'success_rate',
+    keys = ('task', 'episodes', 'seed_start', 'successes', 'success_rate',
             'mean_episode_length', 'inference_latency_ms')
-    return {'kind': kind, **{k: result[k] for k in keys}}
+    return {'kind': kind, 'policy': label or policy, **{k: result[k] for k in keys}}
 
 
 def _summarise(rows: list[dict], tasks: list[str]) -> dict[str, Any]:
