@@ -107,11 +107,15 @@ class BCPolicyRunner:
     ``action_steps`` its executed steps per chunk (fewer re-plan more often:
     closer-loop control for contact-rich tasks, more inference per step);
     ``seed`` seeds the sampling noise (one generator for the runner's life).
+    ``warm_start`` in (0, 1] starts each chunk from the unexecuted tail of the
+    previous one, noised that fraction of the way along the schedule: plans
+    stay consistent between chunks instead of hopping between modes.
     """
 
     def __init__(self, run_or_checkpoint: PathLike, device: str = 'auto',
                  num_inference_steps: Optional[int] = None, seed: int = 0,
-                 action_steps: Optional[int] = None) -> None:
+                 action_steps: Optional[int] = None,
+                 warm_start: Optional[float] = None) -> None:
         """Load the policy and its run settings; set up the observation and action queues."""
         checkpoint, run_config = resolve_run(run_or_checkpoint)
         self.checkpoint = checkpoint
@@ -123,7 +127,11 @@ class BCPolicyRunner:
         self.generator = torch.Generator().manual_seed(seed)
         self.history = ObservationHistory(self.config.n_obs_steps)
         self.action_steps = self._checked_action_steps(action_steps)
-        self.queue = ActionQueue(self.action_steps, self.config.n_obs_steps)
+        if warm_start is not None and not 0 < warm_start <= 1:
+            raise ValueError(f'warm_start must be in (0, 1], got {warm_start}')
+        self.warm_start = warm_start
+        self.queue = ActionQueue(self.action_steps, self.config.n_obs_steps,
+                                 warm_start=warm_start is not None)
         #: Seconds per chunk inference, over the runner's life (not cleared by reset).
         self.latencies_s: list[float] = []
         #: Control steps served, over the runner's life.
@@ -208,10 +216,12 @@ class BCPolicyRunner:
         self.history.append(observation)
         if self.queue.needs_plan():
             obs = {k: v[None] for k, v in self.history.stacked().items()}
+            previous = self.queue.warm_start_chunk()
             started = time.perf_counter()
             chunk = self.policy.predict_action_chunk(
-                obs, num_inference_steps=self.num_inference_steps,
-                generator=self.generator)[0].float().cpu().numpy()
+                obs, num_inference_steps=self.num_inference_steps, generator=self.generator,
+                warm_start=None if previous is None else previous[None],
+                warm_start_strength=self.warm_start or 1.0)[0].float().cpu().numpy()
             self.latencies_s.append(time.perf_counter() - started)
             self.queue.push_chunk(chunk)
         self.steps += 1

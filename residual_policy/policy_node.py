@@ -78,6 +78,9 @@ PARAMS = {
                                  low=0, high=1000, read_only=True),
     'action_steps': ParamSpec(0, 'Actions executed from each chunk before re-planning; 0 = the '
                               'policy default.', low=0, high=1000, read_only=True),
+    'warm_start': ParamSpec(0.0, 'Start each chunk from the unexecuted tail of the previous '
+                            'one, noised this fraction (0-1] of the way along the schedule; '
+                            '0 = off.', low=0.0, high=1.0, read_only=True),
     'control_hz': ParamSpec(10.0, 'Control rate (Hz) the policy was trained at; twists are '
                             'deltas times this rate.', low=1.0, high=100.0, read_only=True),
     'observation_timeout': ParamSpec(0.5, 'Oldest observation (s, node clock) the policy may '
@@ -161,7 +164,8 @@ class PolicyNode(Node):
                 observation_timeout=values['observation_timeout'])
             self.runner = open_policy_runner(values['policy'], device=values['device'],
                                              num_inference_steps=values['inference_steps'] or None,
-                                             action_steps=values['action_steps'] or None)
+                                             action_steps=values['action_steps'] or None,
+                                             warm_start=values['warm_start'] or None)
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
         self.learner = self._make_learner(values)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from visual_rl_stack.cli import main
 from visual_rl_stack.collect import collect
@@ -90,6 +91,36 @@ def test_action_steps_override_replans_more_often(state_run):
         with pytest.raises(ValueError, match='action_steps'):
             BCPolicyRunner(state_run / 'checkpoint', device='cpu', action_steps=bad)
 
+
+
+def test_warm_start_plans_from_the_previous_chunk_tail(state_run):
+    runner = BCPolicyRunner(state_run / 'checkpoint', device='cpu', num_inference_steps=4,
+                            warm_start=0.5)
+    starts, chunks = [], []
+    predict = runner.policy.predict_action_chunk
+
+    def recording(obs, **kwargs):
+        starts.append((kwargs['warm_start'], kwargs['warm_start_strength']))
+        chunks.append(predict(obs, **kwargs).numpy())
+        return torch.from_numpy(chunks[-1])
+
+    runner.policy.predict_action_chunk = recording
+    state = np.zeros(runner.config.state_dim, dtype=np.float32)
+    for _ in range(runner.action_steps + 1):
+        runner.act_from_observation(state)
+    assert len(starts) == 2 and starts[0][0] is None
+    tail, strength = starts[1]
+    steps, horizon = runner.action_steps, runner.config.horizon
+    assert strength == 0.5 and tail.shape == (1, horizon, runner.config.action_dim)
+    # Shifted by the executed steps: the next plan starts where this one left off.
+    assert np.allclose(tail[0, :horizon - steps], chunks[0][0, steps:])
+    assert np.allclose(tail[0, horizon - steps:], chunks[0][0, -1])
+    runner.reset()
+    runner.act_from_observation(state)
+    assert starts[-1][0] is None
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match='warm_start'):
+            BCPolicyRunner(state_run / 'checkpoint', device='cpu', warm_start=bad)
 
 def _eval(run, tmp_path, name):
     out = tmp_path / f'{name}.json'

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--action-steps', type=int, default=None,
                         help='actions a BC policy executes from each chunk before re-planning '
                              "(default: the checkpoint's n_action_steps)")
+    parser.add_argument('--warm-start', type=float, default=None, metavar='STRENGTH',
+                        help='start each chunk from the unexecuted tail of the previous one, '
+                             'noised STRENGTH (0-1] of the way along the schedule '
+                             '(default: off, every chunk from pure noise)')
     parser.add_argument('--via-ros', action='store_true',
                         help='run closed loop through the ROS graph in lockstep (sim node -> '
                              'camera node -> policy node -> sim node) instead of in-process')
@@ -50,12 +54,13 @@ def main(args: argparse.Namespace) -> int:
                                   progress=not args.no_progress, device=args.device,
                                   num_inference_steps=args.inference_steps,
                                   finetune_out=args.finetune_out,
-                                  action_steps=args.action_steps)
+                                  action_steps=args.action_steps,
+                                  warm_start=args.warm_start)
     else:
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
                           progress=not args.no_progress, device=args.device,
                           num_inference_steps=args.inference_steps,
-                          action_steps=args.action_steps)
+                          action_steps=args.action_steps, warm_start=args.warm_start)
     result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
         'eval'] else None
     if args.json:

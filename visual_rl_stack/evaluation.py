@@ -86,7 +86,8 @@ def run_episode(sim: TabletopSim, policy: Policy, seed: int) -> EpisodeResult:
 
 def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
                    num_inference_steps: Optional[int] = None,
-                   action_steps: Optional[int] = None) -> Any:
+                   action_steps: Optional[int] = None,
+                   warm_start: Optional[float] = None) -> Any:
     """
     Return the runner of a shipped model name or a BC or residual run (or checkpoint) path.
 
@@ -99,7 +100,8 @@ def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
         raise ValueError(f'{error}; built-in policies: {", ".join(sorted(POLICY_FACTORIES))}'
                          ) from None
     from .residual_policy.residual_agent import open_policy_runner
-    return open_policy_runner(path, device, num_inference_steps, seed, action_steps)
+    return open_policy_runner(path, device, num_inference_steps, seed, action_steps,
+                              warm_start)
 
 
 def bc_sim_config(task: str, runner: Any, config: Optional[SimConfig] = None) -> SimConfig:
@@ -128,18 +130,19 @@ def bc_sim_config(task: str, runner: Any, config: Optional[SimConfig] = None) ->
 def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
              config: Optional[SimConfig] = None, progress: bool = True, device: str = 'auto',
              num_inference_steps: Optional[int] = None,
-             action_steps: Optional[int] = None) -> dict:
+             action_steps: Optional[int] = None,
+             warm_start: Optional[float] = None) -> dict:
     """
     Evaluate ``policy_name`` on ``task`` for seeds ``seed_start .. seed_start+episodes-1``.
 
     ``policy_name`` is a key of ``POLICY_FACTORIES`` or the path of a BC run
-    or checkpoint folder (``device``, ``num_inference_steps`` and
-    ``action_steps`` apply to it).
+    or checkpoint folder (``device``, ``num_inference_steps``,
+    ``action_steps`` and ``warm_start`` apply to it).
     """
     runner = None
     if policy_name not in POLICY_FACTORIES:
         runner = load_bc_runner(policy_name, seed_start, device, num_inference_steps,
-                                action_steps)
+                                action_steps, warm_start)
     if episodes < 1:
         raise ValueError('episodes must be at least 1')
     if runner is not None:
@@ -165,8 +168,8 @@ def summarise_episodes(task: str, policy_name: str, seed_start: int,
     """
     Return the evaluation JSON shared by ``vrl eval`` in process and through ROS.
 
-    With a BC ``runner`` its chunk-inference latency, device and executed steps
-    per chunk are added.
+    With a BC ``runner`` its chunk-inference latency, device, executed steps
+    per chunk and warm-start strength (None: off) are added.
     """
     successes = sum(r.success for r in results)
     result = {
@@ -181,6 +184,7 @@ def summarise_episodes(task: str, policy_name: str, seed_start: int,
         result['inference_latency_ms'] = runner.latency_summary_ms()
         result['device'] = str(runner.device)
         result['action_steps'] = runner.action_steps
+        result['warm_start'] = runner.warm_start
     return result
 
 

@@ -97,7 +97,8 @@ def graph_overrides(task: str, runner: Any) -> dict[str, dict[str, Any]]:
 
 def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: Optional[int],
                            device: str, finetune_out: Optional[str] = None,
-                           action_steps: Optional[int] = None) -> list[Parameter]:
+                           action_steps: Optional[int] = None,
+                           warm_start: Optional[float] = None) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
     limits = CommandedPose()
     linear = limits.max_delta * math.sqrt(3.0) * control_hz
@@ -105,6 +106,7 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
     values = {'policy': str(policy), 'device': device, 'use_sim_time': True,
               'inference_steps': int(num_inference_steps or 0),
               'action_steps': int(action_steps or 0),
+              'warm_start': float(warm_start or 0.0),
               'control_hz': float(control_hz),
               'max_linear_speed': linear * 1.001, 'max_angular_speed': angular * 1.001}
     if finetune_out:
@@ -117,7 +119,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
                      num_inference_steps: Optional[int] = None, timeout: float = 60.0,
                      context: Optional[Context] = None,
                      finetune_out: Optional[str] = None,
-                     action_steps: Optional[int] = None) -> dict:
+                     action_steps: Optional[int] = None,
+                     warm_start: Optional[float] = None) -> dict:
     """
     Evaluate ``policy`` (shipped name or run folder) through the ROS graph; see the module doc.
 
@@ -142,7 +145,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     try:
         # The policy node loads the policy once; its runner then shapes the simulator graph.
         node = PolicyNode(context=context, parameter_overrides=policy_node_parameters(
-            policy, control_hz, num_inference_steps, device, finetune_out, action_steps))
+            policy, control_hz, num_inference_steps, device, finetune_out, action_steps,
+            warm_start))
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')
         runner.generator.manual_seed(seed_start)
