@@ -7,7 +7,8 @@ was trained on (:func:`.bc_runner.sim_observation`), so base, residual and
 evaluation share one definition of the state. The reward is a pluggable
 function of the simulator and the step result (:data:`REWARD_FUNCTIONS`);
 the default is ResiP's sparse reward, and dense rewards (e.g. from keypoint
-affordances) register beside it.
+affordances) register beside it. A reward function with a ``reset(sim)``
+method is told of every new episode, after the simulator has reset.
 
 Seeds: ``reset(seed=s)`` starts episode ``s`` exactly (evaluation); unseeded
 resets draw episode seeds at or above :data:`TRAIN_SEED_FLOOR`, so training
@@ -30,6 +31,7 @@ import numpy as np
 from .bc_runner import sim_observation
 from ..sim.config import SimConfig
 from ..sim.scene import StepResult, TabletopSim
+from ..sim.tasks import has_goal_distance, make_task, TASKS
 from ..sim.vector_env import CONTEXT
 
 #: Unseeded resets draw episode seeds from [TRAIN_SEED_FLOOR, TRAIN_SEED_FLOOR + 2**30).
@@ -48,7 +50,7 @@ class StageReward:
     def __init__(self) -> None:
         self.completed = 0
 
-    def reset(self) -> None:
+    def reset(self, sim: TabletopSim) -> None:
         """Forget the stages of the previous episode."""
         self.completed = 0
 
@@ -59,17 +61,58 @@ class StageReward:
         return float(new) + sparse_reward(sim, result)
 
 
+#: Metres of goal distance the shaped reward pays as much for as one success.
+SHAPING_METRES = 0.05
+
+
+class ShapedReward:
+    """
+    The sparse reward plus the decrease of the task's goal distance (potential-based shaping).
+
+    Each step pays ``(previous distance - distance) / SHAPING_METRES``. A
+    difference of potentials leaves the optimal policy unchanged (Ng, Harada
+    and Russell, 1999; exactly for undiscounted returns, up to the discount's
+    ``1 - gamma`` otherwise) while a base that rarely succeeds gets a signal
+    for every millimetre it closes. Needs a task with ``goal_distance``.
+    """
+
+    def __init__(self) -> None:
+        self.distance: Optional[float] = None
+
+    def reset(self, sim: TabletopSim) -> None:
+        """Measure the new episode's starting distance."""
+        self.distance = sim.task.goal_distance()
+
+    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
+        """Return the reward of this step."""
+        distance = sim.task.goal_distance()
+        if self.distance is None:
+            raise RuntimeError('ShapedReward needs reset(sim) at the start of every episode')
+        gained, self.distance = self.distance - distance, distance
+        return gained / SHAPING_METRES + sparse_reward(sim, result)
+
+
 #: Reward name -> factory of a reward function (a fresh one per environment).
 REWARD_FUNCTIONS: dict[str, Callable[[], RewardFunction]] = {
     'sparse': lambda: sparse_reward,
     'stages': StageReward,
+    'shaped': ShapedReward,
 }
 
 
-def make_reward(name: str) -> RewardFunction:
-    """Return a new reward function by name; unknown names raise ValueError."""
+def make_reward(name: str, task: Optional[str] = None) -> RewardFunction:
+    """
+    Return a new reward function by name.
+
+    Unknown names raise ValueError, and so does ``shaped`` for a ``task``
+    (when given) that defines no goal distance.
+    """
     if name not in REWARD_FUNCTIONS:
         raise ValueError(f'unknown reward {name!r}; known: {", ".join(sorted(REWARD_FUNCTIONS))}')
+    if name == 'shaped' and task is not None and not has_goal_distance(make_task(task)):
+        shaped = sorted(n for n, cls in TASKS.items() if has_goal_distance(cls))
+        raise ValueError(f'the shaped reward needs a task with a goal distance '
+                         f'({", ".join(shaped)}), not {task!r}')
     return REWARD_FUNCTIONS[name]()
 
 
@@ -81,7 +124,7 @@ class ResidualTaskEnv(gym.Env):
         """Create a camera-less simulator for ``task``."""
         self.sim = TabletopSim(SimConfig(task=task, action_mode=action_mode, cameras=(),
                                          max_episode_steps=max_episode_steps))
-        self.reward_fn = make_reward(reward)
+        self.reward_fn = make_reward(reward, task)
         low, high = self.sim.action_space_bounds()
         self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32))
         self.sim.reset(seed=0)
@@ -101,7 +144,7 @@ class ResidualTaskEnv(gym.Env):
                         else TRAIN_SEED_FLOOR + int(self.np_random.integers(1 << 30)))
         self.sim.reset(seed=episode_seed)
         if hasattr(self.reward_fn, 'reset'):
-            self.reward_fn.reset()
+            self.reward_fn.reset(self.sim)
         return sim_observation(self.sim)[0], {'episode_seed': episode_seed, 'success': False}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -127,7 +170,7 @@ def make_residual_envs(task: str, num_envs: int, action_mode: str = 'delta',
     """
     if num_envs < 1:
         raise ValueError(f'num_envs must be at least 1, got {num_envs}')
-    make_reward(reward)
+    make_reward(reward, task)
     factory = partial(ResidualTaskEnv, task, action_mode, reward, max_episode_steps)
     fns = [factory] * num_envs
     if asynchronous:

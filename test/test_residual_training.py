@@ -18,11 +18,12 @@ from visual_rl_stack.residual_policy.ppo import PPOConfig
 from visual_rl_stack.residual_policy.residual_agent import (open_policy_runner, ResidualAgent,
                                                             ResidualPolicyRunner)
 from visual_rl_stack.residual_policy.residual_env import (make_reward, ResidualTaskEnv,
-                                                          TRAIN_SEED_FLOOR)
+                                                          SHAPING_METRES, TRAIN_SEED_FLOOR)
 from visual_rl_stack.residual_policy.train_bc import train_bc
 from visual_rl_stack.residual_policy.train_residual import (ResidualTrainSettings,
                                                             train_residual)
-from visual_rl_stack.sim.scene import StepResult
+from visual_rl_stack.sim.config import SimConfig
+from visual_rl_stack.sim.scene import StepResult, TabletopSim
 
 TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 
@@ -94,10 +95,37 @@ def test_stage_reward_pays_each_new_stage_once():
     step = StepResult(0.0, False, False, False, {'stages_completed': 1})
     assert reward(None, step) == 1.0 and reward(None, step) == 0.0
     assert reward(None, StepResult(1.0, True, True, False, {'stages_completed': 1})) == 1.0
-    reward.reset()
+    reward.reset(None)
     assert reward(None, step) == 1.0
     with pytest.raises(ValueError, match='unknown reward'):
         make_reward('dense-ish')
+
+
+def test_shaped_reward_pays_the_goal_distance_closed():
+    sim = TabletopSim(SimConfig(task='peg_insert', cameras=()))
+    try:
+        sim.reset(seed=3)
+        reward = make_reward('shaped', 'peg_insert')
+        reward.reset(sim)
+        start = sim.task.goal_distance()
+        # Lift the peg over the hole, then into it: the distance falls to about 0.
+        hole = sim.task.hole
+        sim.task.place(sim.task.peg, (hole[0], hole[1], hole[2] + 0.1), sim.task.hole_yaw)
+        sim.task.invalidate()
+        over = reward(sim, StepResult(0.0, False, False, False, {}))
+        assert over == pytest.approx((start - sim.task.goal_distance()) / SHAPING_METRES)
+        assert over > 0
+        sim.task.place(sim.task.peg, (hole[0], hole[1], 0.0405), sim.task.hole_yaw)
+        sim.task.invalidate()
+        assert sim.task.goal_distance() == pytest.approx(0.0, abs=1e-3)
+        inserted = reward(sim, StepResult(1.0, True, True, False, {}))
+        assert inserted > 1.0
+        # The whole episode's shaping telescopes to start minus end distance.
+        assert over + inserted - 1.0 == pytest.approx(start / SHAPING_METRES, abs=0.03)
+    finally:
+        sim.close()
+    with pytest.raises(ValueError, match='goal distance'):
+        make_reward('shaped', 'lift')
 
 
 def test_training_writes_a_complete_run(residual_run):

@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--val-seed-start', type=int, default=2000,
                         help='first validation seed; keep it apart from evaluation seeds')
     parser.add_argument('--reward', choices=sorted(REWARD_FUNCTIONS), default='sparse',
-                        help='reward function (sparse: +1 on success)')
+                        help='reward function (sparse: +1 on success; stages: +1 per new '
+                             'stage of a multi-stage task too; shaped: sparse plus the '
+                             "decrease of the task's goal distance, 1 per 5 cm)")
     parser.add_argument('--seed', type=int, default=0, help='training seed')
     parser.add_argument('--time-limit-min', type=float, default=None,
                         help='stop this session after N minutes (at an iteration boundary)')

@@ -8,7 +8,7 @@ RNG, and judges success from privileged (simulator) state. Rewards are sparse:
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence
+from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 import pybullet as pb
@@ -86,6 +86,15 @@ class Task:
         """Return the sparse reward: 1.0 when solved, else 0.0."""
         return 1.0 if self.success() else 0.0
 
+    def goal_distance(self) -> float:
+        """
+        Return how far (m) the scene is from success, for shaped rewards.
+
+        Only tasks with a natural distance define it (see
+        :func:`has_goal_distance`); the others raise NotImplementedError.
+        """
+        raise NotImplementedError(f'task {self.name!r} defines no goal distance')
+
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return object poses and goals (fixed keys and shapes per task)."""
         raise NotImplementedError
@@ -123,6 +132,12 @@ class Task:
     def box(self, half: Sequence[float], color: Color, mass: float) -> int:
         """Create a dynamic box with realistic contact parameters."""
         return create_box(self.client, half, color, mass)
+
+
+def has_goal_distance(task: Union[Task, type]) -> bool:
+    """Return whether ``task`` (instance or class) defines :meth:`Task.goal_distance`."""
+    cls = task if isinstance(task, type) else type(task)
+    return cls.goal_distance is not Task.goal_distance
 
 
 def create_box(client: int, half: Sequence[float], color: Color, mass: float,

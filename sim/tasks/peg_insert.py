@@ -65,6 +65,25 @@ class PegInsertTask(Task):
         return bool(bottom < WALL_HEIGHT - INSERT_DEPTH
                     and np.linalg.norm(pos[:2] - self.hole[:2]) < CENTER_TOLERANCE)
 
+    def goal_distance(self) -> float:
+        """
+        Return how far (m) the peg is from inserted.
+
+        The sum of its centre's offset from the hole axis, how far its corners
+        are turned away from the hole's walls (heading modulo 90 degrees), and
+        the height its bottom still has to descend: to the insertion depth once
+        it is over the hole, a wall's height before (it must clear the wall).
+        """
+        pos, orn = self.pose(self.peg)
+        offset = float(np.linalg.norm(pos[:2] - self.hole[:2]))
+        yaw = pb.getEulerFromQuaternion(orn)[2]
+        turn = abs((yaw - self.hole_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+        corner_shift = turn * PEG_HALF * np.sqrt(2.0)
+        bottom = pos[2] - PEG_HALF_HEIGHT
+        descent = (max(bottom - (WALL_HEIGHT - INSERT_DEPTH), 0.0) if offset < HOLE_HALF
+                   else WALL_HEIGHT)
+        return offset + corner_shift + descent
+
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return the peg pose and the hole's top-centre position and orientation."""
         pos, orn = self.pose(self.peg)

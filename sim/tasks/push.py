@@ -43,6 +43,11 @@ class PushTask(Task):
         xy = self.pose(self.block)[0][:2]
         return bool(np.linalg.norm(xy - self.goal[:2]) < TOLERANCE)
 
+    def goal_distance(self) -> float:
+        """Return the block centre's distance (m) from the goal centre on the table."""
+        xy = self.pose(self.block)[0][:2]
+        return float(np.linalg.norm(xy - self.goal[:2]))
+
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return the block pose and the goal position."""
         pos, orn = self.pose(self.block)
