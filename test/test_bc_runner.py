@@ -92,7 +92,6 @@ def test_action_steps_override_replans_more_often(state_run):
             BCPolicyRunner(state_run / 'checkpoint', device='cpu', action_steps=bad)
 
 
-
 def test_warm_start_plans_from_the_previous_chunk_tail(state_run):
     runner = BCPolicyRunner(state_run / 'checkpoint', device='cpu', num_inference_steps=4,
                             warm_start=0.5)
@@ -121,6 +120,7 @@ def test_warm_start_plans_from_the_previous_chunk_tail(state_run):
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match='warm_start'):
             BCPolicyRunner(state_run / 'checkpoint', device='cpu', warm_start=bad)
+
 
 def _eval(run, tmp_path, name):
     out = tmp_path / f'{name}.json'
