@@ -21,7 +21,8 @@ The checkpoint and the training state are written together, atomically, every
 saved step up to ``steps`` (a total, not a number of extra steps) with the
 saved policy config, normalisers, optimiser, schedule (rebuilt for the new
 total), EMA and random state; metrics logged after the saved step are dropped
-and later ones appended.
+and later ones appended. Training settings left unset (None) are the run's
+own on a resume and :data:`TRAINING_DEFAULTS` otherwise; those given apply.
 """
 
 import datetime
@@ -56,16 +57,19 @@ CHECKPOINT = 'checkpoint'
 TRAINING_STATE = 'training_state.pt'
 SUMMARY = 'summary.json'
 TENSORBOARD = 'tensorboard'
+#: Training settings of a new run that the caller leaves unset.
+TRAINING_DEFAULTS = {'batch_size': 256, 'lr': 1e-4, 'warmup': 500, 'seed': 0,
+                     'checkpoint_every': 1000, 'log_every': 10}
 #: Config fields the data decides; overrides may not set them.
 DATA_FIELDS = ('obs_mode', 'state_dim', 'state_labels', 'action_dim', 'views', 'image_size')
 
 
 def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = 'state',
-             steps: int = 10000, batch_size: int = 256, lr: float = 1e-4, warmup: int = 500,
-             seed: int = 0, device: str = 'auto', resume: bool = False,
-             config_overrides: Optional[Mapping[str, Any]] = None, progress: bool = True,
-             views: Optional[list[str]] = None, checkpoint_every: int = 1000,
-             log_every: int = 10) -> Path:
+             steps: int = 10000, batch_size: Optional[int] = None, lr: Optional[float] = None,
+             warmup: Optional[int] = None, seed: Optional[int] = None, device: str = 'auto',
+             resume: bool = False, config_overrides: Optional[Mapping[str, Any]] = None,
+             progress: bool = True, views: Optional[list[str]] = None,
+             checkpoint_every: Optional[int] = None, log_every: Optional[int] = None) -> Path:
     """
     Train a diffusion policy on the bags in ``data_dir``; return the checkpoint folder.
 
@@ -74,10 +78,17 @@ def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = '
     FileNotFoundError with a message naming the problem for a missing or empty
     data folder, bags of another task, an ``obs_mode`` whose images the bags
     lack, a run folder that already holds a run (without ``resume``) or a
-    resume with nothing left to do.
+    resume with nothing left to do. Unset (None) training settings are the
+    resumed run's own, or :data:`TRAINING_DEFAULTS` for a new run.
     """
-    _check_settings(obs_mode, steps, batch_size, lr, warmup, checkpoint_every, log_every)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    settings = _training_settings(out_dir, resume, batch_size=batch_size, lr=lr, warmup=warmup,
+                                  seed=seed, checkpoint_every=checkpoint_every,
+                                  log_every=log_every)
+    batch_size, lr, warmup = settings['batch_size'], settings['lr'], settings['warmup']
+    seed, checkpoint_every = settings['seed'], settings['checkpoint_every']
+    log_every = settings['log_every']
+    _check_settings(obs_mode, steps, batch_size, lr, warmup, checkpoint_every, log_every)
     overrides = dict(config_overrides or {})
     fixed = sorted(set(overrides) & set(DATA_FIELDS))
     if fixed:
@@ -128,6 +139,7 @@ def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = '
     if saved is not None:
         optimizer.load_state_dict(saved['optimizer'])
         schedule.load_state_dict(saved['lr_schedule'])
+        schedule.base_lrs = [lr] * len(schedule.base_lrs)
         for group, base, factor in zip(optimizer.param_groups, schedule.base_lrs,
                                        schedule.lr_lambdas):
             group['lr'] = base * factor(schedule.last_epoch)
@@ -225,6 +237,15 @@ def plot_loss(metrics_path: Path, out_path: Path) -> None:
     tmp = out_path.with_name(f'.{out_path.name}.tmp')
     figure.savefig(tmp, format='png')
     tmp.replace(out_path)
+
+
+def _training_settings(out_dir: Path, resume: bool, **given: Any) -> dict[str, Any]:
+    """Return the training settings: those given, else the resumed run's, else the defaults."""
+    own = {}
+    if resume and (out_dir / RUN_CONFIG).is_file():
+        own = json.loads((out_dir / RUN_CONFIG).read_text())
+    return {name: given[name] if given[name] is not None else own.get(name, default)
+            for name, default in TRAINING_DEFAULTS.items()}
 
 
 def _check_settings(obs_mode: str, steps: int, batch_size: int, lr: float, warmup: int,

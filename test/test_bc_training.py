@@ -91,8 +91,11 @@ def test_resume_continues_from_the_saved_step(run, bags, capsys):
     assert json.loads((out / 'summary.json').read_text())['steps'] == 70
     state = torch.load(out / 'training_state.pt', weights_only=True)
     assert state['step'] == 70
-    sessions = json.loads((out / 'config.json').read_text())['sessions']
-    assert [(s['from_step'], s['to_step']) for s in sessions] == [(0, 60), (60, 70)]
+    config = json.loads((out / 'config.json').read_text())
+    assert [(s['from_step'], s['to_step']) for s in config['sessions']] == [(0, 60), (60, 70)]
+    # Settings given on the command line apply; unset ones stay the run's own.
+    assert (config['batch_size'], config['warmup'], config['log_every']) == (16, 5, 5)
+    assert (config['lr'], config['checkpoint_every']) == (1e-3, 25)
     assert main(['train-bc', '--task', 'lift', '--data', str(bags), '--out', str(out),
                  '--steps', '70', '--resume']) == 2
     assert 'already at step 70' in capsys.readouterr().err
