@@ -42,27 +42,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--steps', type=int, default=10000,
                         help='total optimiser steps (with --resume: the new total)')
     parser.add_argument('--batch-size', type=int, default=None,
-                        help='windows per batch (default 256; with --resume: the run\'s own)')
+                        help="windows per batch (default 256; with --resume: the run's own)")
     parser.add_argument('--lr', type=float, default=None,
-                        help='peak learning rate (default 1e-4; with --resume: the run\'s own)')
+                        help="peak learning rate (default 1e-4; with --resume: the run's own)")
     parser.add_argument('--warmup', type=int, default=None,
-                        help='linear warm-up steps (default 500; with --resume: the run\'s own)')
+                        help="linear warm-up steps (default 500; with --resume: the run's own)")
     parser.add_argument('--seed', type=int, default=None,
-                        help='training seed (default 0; with --resume: the run\'s own)')
+                        help="training seed (default 0; with --resume: the run's own)")
     parser.add_argument('--device', default='auto',
                         help=f'one of {", ".join(DEVICE_NAMES)} or cuda:N')
     parser.add_argument('--views', nargs='+', default=None,
                         help='camera views for image observations (default: all in the bags)')
     parser.add_argument('--checkpoint-every', type=int, default=None,
                         help='write the checkpoint every N steps and at the end (default '
-                             '1000; with --resume: the run\'s own)')
+                             "1000; with --resume: the run's own)")
     parser.add_argument('--log-every', type=int, default=None,
                         help='append a metrics line every N steps (default 10; with '
-                             '--resume: the run\'s own)')
+                             "--resume: the run's own)")
     parser.add_argument('--state-features', choices=FEATURE_SETS, default=None,
-                        help='state features the policy derives from the raw state: raw, or '
+                        help='state features the policy derives from the raw state: raw; '
                         'relative (adds object-minus-gripper positions and headings modulo '
-                        '90 degrees); default raw (a resumed run keeps its own)')
+                        '90 degrees); invariant (only the relative part, heights and gripper '
+                        'opening); frames (relative plus positions in the planar frames '
+                        'facing from one object to another); default raw (a resumed run '
+                        'keeps its own)')
     parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
                         default=[], metavar='KEY=VALUE',
                         help='override a DiffusionPolicyConfig field (JSON value)')
