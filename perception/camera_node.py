@@ -30,6 +30,7 @@ from .preprocess import FrameRejected, prepare_view, tile_views
 from .sync import DroppedSet, MultiViewSynchronizer, SyncedSet
 from ..msg_conversions import array_to_image, make_pose, pose_to_matrix, stamp_to_seconds
 from ..node_params import declare_params, ParamSpec
+from ..ros_shutdown import ending_on_shutdown
 from ..topics import (camera_info_topic, camera_pose_topic, color_topic, depth_topic, DIAGNOSTICS,
                       MULTIVIEW_IMAGE, POINTS, SENSOR_QOS, WORLD_FRAME)
 
@@ -349,7 +350,8 @@ def main(args: Optional[list[str]] = None) -> None:
         executor = SingleThreadedExecutor()
         node = CameraNode()
         executor.add_node(node)
-        executor.spin()
+        with ending_on_shutdown(executor.context):
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:

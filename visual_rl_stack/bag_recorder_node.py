@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -24,6 +24,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from .bags import BagError, is_known_type, message_class
 from .node_params import declare_params, ParamSpec
 from .recorder import BagRecorder, sim_graph_topics
+from .ros_shutdown import ending_on_shutdown
 
 #: Queue depth of every recording subscription (deep, so bursts of images are not dropped).
 RECORD_DEPTH = 100
@@ -124,10 +125,9 @@ def spin_until_done(node: BagRecorderNode, context: Context,
     executor.add_node(node)
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        while context.ok() and (deadline is None or time.monotonic() < deadline):
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with ending_on_shutdown(context):
+            while context.ok() and (deadline is None or time.monotonic() < deadline):
+                executor.spin_once(timeout_sec=0.1)
     finally:
         node.close()
         executor.shutdown()

@@ -15,12 +15,13 @@ from typing import Any, Callable, Optional
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 import yaml
 
 from .graph import graph as find_graph, GRAPHS, NodeSpec
+from .ros_shutdown import ending_on_shutdown
 
 Overrides = dict[str, dict[str, Any]]
 
@@ -57,9 +58,8 @@ def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None) -> i
         return 1
     try:
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with ending_on_shutdown(executor.context):
+            executor.spin()
     finally:
         shutdown_executor(executor)
         node.destroy_node()
@@ -150,10 +150,8 @@ class GraphRunner:
 
     def spin(self, duration: Optional[float] = None) -> None:
         """Spin in this thread until ``duration`` seconds pass, Ctrl-C or shutdown."""
-        try:
+        with ending_on_shutdown(self.context):
             self._spin_until(None if duration is None else time.monotonic() + duration)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
 
     def _spin_until(self, deadline: Optional[float]) -> None:
         """Spin the executor until the deadline, :meth:`stop` or context shutdown."""
