@@ -85,9 +85,9 @@ class ShapedReward:
 
     def __call__(self, sim: TabletopSim, result: StepResult) -> float:
         """Return the reward of this step."""
-        distance = sim.task.goal_distance()
         if self.distance is None:
             raise RuntimeError('ShapedReward needs reset(sim) at the start of every episode')
+        distance = sim.task.goal_distance()
         gained, self.distance = self.distance - distance, distance
         return gained / SHAPING_METRES + sparse_reward(sim, result)
 
