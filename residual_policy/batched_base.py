@@ -23,8 +23,14 @@ class BatchedBasePolicy:
     """Receding-horizon execution of a state-based diffusion policy over ``num_envs`` envs."""
 
     def __init__(self, policy: DiffusionPolicy, num_envs: int,
-                 num_inference_steps: Optional[int] = 4, seed: int = 0) -> None:
-        """Wrap a loaded policy; every environment starts with an empty window."""
+                 num_inference_steps: Optional[int] = 4, seed: int = 0,
+                 noise_scale: float = 1.0) -> None:
+        """
+        Wrap a loaded policy; every environment starts with an empty window.
+
+        ``noise_scale`` multiplies the initial noise of each chunk (0: a
+        deterministic base, so the residual is the only source of exploration).
+        """
         if policy.config.obs_mode != 'state':
             raise ValueError('residual RL needs a state-based base policy (obs state), got '
                              f'obs {policy.config.obs_mode!r}; distil to images afterwards')
@@ -32,6 +38,7 @@ class BatchedBasePolicy:
         config = policy.config
         self.num_envs = num_envs
         self.num_inference_steps = num_inference_steps
+        self.noise_scale = noise_scale
         self.n_obs = config.n_obs_steps
         self.n_act = config.n_action_steps
         self.generator = torch.Generator().manual_seed(seed)
@@ -73,7 +80,7 @@ class BatchedBasePolicy:
         started = time.perf_counter()
         chunk = self.policy.predict_action_chunk(
             {'state': self.history[envs]}, num_inference_steps=self.num_inference_steps,
-            generator=self.generator)
+            generator=self.generator, noise_scale=self.noise_scale)
         self.chunks[envs] = chunk.float().cpu().numpy()
         self.cursor[envs] = 0
         self.plans += 1

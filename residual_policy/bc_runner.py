@@ -110,12 +110,16 @@ class BCPolicyRunner:
     ``warm_start`` in (0, 1] starts each chunk from the unexecuted tail of the
     previous one, noised that fraction of the way along the schedule: plans
     stay consistent between chunks instead of hopping between modes.
+    ``noise_scale`` (>= 0) multiplies the initial noise of every chunk: 1
+    samples the learned distribution, smaller values sample nearer its mode
+    and 0 makes the policy deterministic.
     """
 
     def __init__(self, run_or_checkpoint: PathLike, device: str = 'auto',
                  num_inference_steps: Optional[int] = None, seed: int = 0,
                  action_steps: Optional[int] = None,
-                 warm_start: Optional[float] = None) -> None:
+                 warm_start: Optional[float] = None,
+                 noise_scale: Optional[float] = None) -> None:
         """Load the policy and its run settings; set up the observation and action queues."""
         checkpoint, run_config = resolve_run(run_or_checkpoint)
         self.checkpoint = checkpoint
@@ -130,6 +134,9 @@ class BCPolicyRunner:
         if warm_start is not None and not 0 < warm_start <= 1:
             raise ValueError(f'warm_start must be in (0, 1], got {warm_start}')
         self.warm_start = warm_start
+        self.noise_scale = 1.0 if noise_scale is None else float(noise_scale)
+        if not (np.isfinite(self.noise_scale) and self.noise_scale >= 0):
+            raise ValueError(f'noise_scale must be a finite number >= 0, got {noise_scale}')
         self.queue = ActionQueue(self.action_steps, self.config.n_obs_steps,
                                  warm_start=warm_start is not None)
         #: Seconds per chunk inference, over the runner's life (not cleared by reset).
@@ -221,7 +228,8 @@ class BCPolicyRunner:
             chunk = self.policy.predict_action_chunk(
                 obs, num_inference_steps=self.num_inference_steps, generator=self.generator,
                 warm_start=None if previous is None else previous[None],
-                warm_start_strength=self.warm_start or 1.0)[0].float().cpu().numpy()
+                warm_start_strength=self.warm_start or 1.0,
+                noise_scale=self.noise_scale)[0].float().cpu().numpy()
             self.latencies_s.append(time.perf_counter() - started)
             self.queue.push_chunk(chunk)
         self.steps += 1

@@ -207,14 +207,18 @@ class DiffusionPolicy(nn.Module):
     def predict_action_chunk(self, obs: Batch, num_inference_steps: Optional[int] = None,
                              generator: Optional[torch.Generator] = None,
                              warm_start: Optional[Union[np.ndarray, torch.Tensor]] = None,
-                             warm_start_strength: float = 0.5) -> torch.Tensor:
+                             warm_start_strength: float = 0.5,
+                             noise_scale: float = 1.0) -> torch.Tensor:
         """
         Sample ``(B, horizon, A)`` actions in raw units with DDIM.
 
         ``warm_start`` (raw ``(B, horizon, A)``, e.g. ``ActionQueue.warm_start_chunk()``)
         is noised to ``warm_start_strength`` of the way along the schedule and
         denoised from there, skipping the earlier steps (strength 1 runs every
-        step). Index 0 of the chunk is the time of the oldest observation step.
+        step). ``noise_scale`` multiplies the initial noise (the sampling
+        temperature; DDIM is deterministic from there, so 0 gives one fixed
+        chunk per observation). Index 0 of the chunk is the time of the oldest
+        observation step.
         """
         steps = num_inference_steps or self.config.num_inference_steps
         scheduler = self.inference_scheduler
@@ -223,6 +227,7 @@ class DiffusionPolicy(nn.Module):
         shape = (cond.shape[0], self.config.horizon, self.config.action_dim)
         noise_device = generator.device if generator is not None else self.device
         sample = torch.randn(shape, generator=generator, device=noise_device).to(self.device)
+        sample = sample * noise_scale
         timesteps = scheduler.timesteps
         if warm_start is not None:
             if not 0 < warm_start_strength <= 1:

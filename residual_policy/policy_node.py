@@ -81,6 +81,10 @@ PARAMS = {
     'warm_start': ParamSpec(0.0, 'Start each chunk from the unexecuted tail of the previous '
                             'one, noised this fraction (0-1] of the way along the schedule; '
                             '0 = off.', low=0.0, high=1.0, read_only=True),
+    'noise_scale': ParamSpec(-1.0, 'Scale of the initial noise of every chunk (0 = '
+                             'deterministic); negative = the policy default (1, or the scale a '
+                             "residual's base was trained with).", low=-1.0, high=10.0,
+                             read_only=True),
     'control_hz': ParamSpec(10.0, 'Control rate (Hz) the policy was trained at; twists are '
                             'deltas times this rate.', low=1.0, high=100.0, read_only=True),
     'observation_timeout': ParamSpec(0.5, 'Oldest observation (s, node clock) the policy may '
@@ -165,7 +169,10 @@ class PolicyNode(Node):
             self.runner = open_policy_runner(values['policy'], device=values['device'],
                                              num_inference_steps=values['inference_steps'] or None,
                                              action_steps=values['action_steps'] or None,
-                                             warm_start=values['warm_start'] or None)
+                                             warm_start=values['warm_start'] or None,
+                                             noise_scale=(values['noise_scale']
+                                                          if values['noise_scale'] >= 0
+                                                          else None))
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
         self.learner = self._make_learner(values)

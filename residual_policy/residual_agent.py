@@ -106,12 +106,15 @@ class ResidualPolicyRunner(BCPolicyRunner):
     def __init__(self, run: PathLike, device: str = 'auto',
                  num_inference_steps: Optional[int] = None, seed: int = 0,
                  action_steps: Optional[int] = None,
-                 warm_start: Optional[float] = None) -> None:
+                 warm_start: Optional[float] = None,
+                 noise_scale: Optional[float] = None) -> None:
         """Load the base (``RUN2/checkpoint``) and the residual (``RUN2/residual``)."""
         checkpoint, run_config = resolve_run(run)
         trained_steps = (run_config or {}).get('base_inference_steps')
+        trained_scale = (run_config or {}).get('base_noise_scale')
         super().__init__(checkpoint, device, num_inference_steps or trained_steps, seed,
-                         action_steps, warm_start)
+                         action_steps, warm_start,
+                         trained_scale if noise_scale is None else noise_scale)
         self.agent = ResidualAgent.from_checkpoint(checkpoint.parent / RESIDUAL_DIR,
                                                    self.device)
         if 'state' not in self.config.obs_mode:
@@ -152,8 +155,10 @@ def is_residual_run(path: Path) -> bool:
 def open_policy_runner(name_or_path: PathLike, device: str = 'auto',
                        num_inference_steps: Optional[int] = None,
                        seed: int = 0, action_steps: Optional[int] = None,
-                       warm_start: Optional[float] = None) -> BCPolicyRunner:
+                       warm_start: Optional[float] = None,
+                       noise_scale: Optional[float] = None) -> BCPolicyRunner:
     """Return the runner for a shipped model name, a BC run or a residual run."""
     path = resolve_policy(name_or_path)
     runner = ResidualPolicyRunner if is_residual_run(path) else BCPolicyRunner
-    return runner(path, device, num_inference_steps, seed, action_steps, warm_start)
+    return runner(path, device, num_inference_steps, seed, action_steps, warm_start,
+                  noise_scale)

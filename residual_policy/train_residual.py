@@ -75,6 +75,7 @@ class ResidualTrainSettings:
     total_steps: int = 200_000
     rollout_steps: Optional[int] = None
     base_inference_steps: int = 4
+    base_noise_scale: float = 1.0
     eval_every: int = 5
     val_episodes: int = 16
     val_seed_start: int = 2000
@@ -89,6 +90,8 @@ class ResidualTrainSettings:
                     if getattr(self, name) < 1]
         if self.rollout_steps is not None and self.rollout_steps < 1:
             problems.append('rollout_steps must be >= 1')
+        if not (np.isfinite(self.base_noise_scale) and self.base_noise_scale >= 0):
+            problems.append('base_noise_scale must be a finite number >= 0')
         if self.time_limit_min is not None and self.time_limit_min <= 0:
             problems.append('time_limit_min must be > 0')
         if problems:
@@ -167,7 +170,8 @@ class ResidualTrainer:
         self.rollout_steps = (settings.rollout_steps
                               or int(self.envs.get_attr('max_episode_steps')[0]))
         self.base = BatchedBasePolicy(self.policy, settings.envs,
-                                      settings.base_inference_steps, settings.seed)
+                                      settings.base_inference_steps, settings.seed,
+                                      settings.base_noise_scale)
         self.tracker = EpisodeTracker(settings.envs)
 
     def _base(self, settings: ResidualTrainSettings) -> tuple[Path, dict]:
@@ -190,7 +194,9 @@ class ResidualTrainer:
         config = json.loads((self.out_dir / RUN_CONFIG).read_text())
         saved = config['settings']
         now = json.loads(json.dumps(asdict(self.settings)))
-        different = sorted(k for k in now if k not in self.RESUMABLE and now[k] != saved.get(k))
+        defaults = asdict(ResidualTrainSettings(task='', base=''))  # for keys older runs lack
+        different = sorted(k for k in now if k not in self.RESUMABLE
+                           and now[k] != saved.get(k, defaults[k]))
         if different or self.ppo.to_dict() != config['ppo']:
             raise ValueError(f'run {self.out_dir} was started with other settings '
                              f'({", ".join(different) or "PPO settings"}); a resumed run keeps '
@@ -223,6 +229,7 @@ class ResidualTrainer:
             'state_labels': base_config.get('state_labels'), 'obs_mode': 'state',
             'base': self.settings.base, 'base_run': base_config,
             'base_inference_steps': self.settings.base_inference_steps,
+            'base_noise_scale': self.settings.base_noise_scale,
             'settings': asdict(self.settings), 'residual': self.agent.config.to_dict(),
             'ppo': self.ppo.to_dict(), 'sessions': previous.get('sessions', []) + [session]}
         write_json(config, config_path)

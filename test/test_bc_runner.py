@@ -122,11 +122,28 @@ def test_warm_start_plans_from_the_previous_chunk_tail(state_run):
             BCPolicyRunner(state_run / 'checkpoint', device='cpu', warm_start=bad)
 
 
-def _eval(run, tmp_path, name):
+def test_noise_scale_zero_makes_the_policy_deterministic(state_run):
+    def first_chunk(seed, noise_scale):
+        runner = BCPolicyRunner(state_run / 'checkpoint', device='cpu', num_inference_steps=4,
+                                seed=seed, noise_scale=noise_scale)
+        state = np.linspace(-0.3, 0.3, runner.config.state_dim).astype(np.float32)
+        return np.stack([runner.act_from_observation(state)
+                         for _ in range(runner.action_steps)])
+
+    np.testing.assert_array_equal(first_chunk(1, 0.0), first_chunk(2, 0.0))
+    assert not np.allclose(first_chunk(1, 1.0), first_chunk(2, 1.0))
+    runner = BCPolicyRunner(state_run / 'checkpoint', device='cpu')
+    assert runner.noise_scale == 1.0
+    for bad in (-0.1, float('nan')):
+        with pytest.raises(ValueError, match='noise_scale'):
+            BCPolicyRunner(state_run / 'checkpoint', device='cpu', noise_scale=bad)
+
+
+def _eval(run, tmp_path, name, *extra):
     out = tmp_path / f'{name}.json'
     code = main(['eval', '--task', 'lift', '--policy', str(run), '--episodes', '2',
                  '--seed-start', '1000', '--json', str(out), '--no-progress',
-                 '--device', 'cpu', '--inference-steps', '2'])
+                 '--device', 'cpu', '--inference-steps', '2', *extra])
     assert code == 0
     return json.loads(out.read_text())
 
@@ -141,6 +158,8 @@ def test_vrl_eval_runs_a_bc_run(state_run, tmp_path):
     total_steps = sum(e['steps'] for e in result['per_episode'])
     assert latency['steps'] == total_steps
     assert latency['chunks'] == sum(-(-e['steps'] // 4) for e in result['per_episode'])
+    assert result['noise_scale'] == 1.0
+    assert _eval(state_run, tmp_path, 'mode', '--noise-scale', '0')['noise_scale'] == 0.0
 
 
 def test_vrl_eval_runs_an_image_run(data_dir, tmp_path):

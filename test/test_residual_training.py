@@ -49,10 +49,12 @@ def residual_run(base_run):
     return out, summary
 
 
-def test_batched_base_follows_the_single_env_runner_exactly(base_run):
-    runner = BCPolicyRunner(base_run, 'cpu', num_inference_steps=4, seed=3)
+@pytest.mark.parametrize('noise_scale', [1.0, 0.0])
+def test_batched_base_follows_the_single_env_runner_exactly(base_run, noise_scale):
+    runner = BCPolicyRunner(base_run, 'cpu', num_inference_steps=4, seed=3,
+                            noise_scale=noise_scale)
     batched = BatchedBasePolicy(DiffusionPolicy.from_checkpoint(base_run / 'checkpoint'), 1,
-                                num_inference_steps=4, seed=3)
+                                num_inference_steps=4, seed=3, noise_scale=noise_scale)
     rng = np.random.default_rng(0)
     for step in range(11):
         if step == 6:  # a new episode mid-chunk re-plans at once in both
@@ -140,7 +142,7 @@ def test_training_writes_a_complete_run(residual_run):
     assert set(rows[1]['ppo']) >= {'approx_kl', 'clip_fraction', 'value_loss'}
     config = json.loads((out / 'config.json').read_text())
     assert config['kind'] == 'residual' and config['task'] == 'lift'
-    assert config['base_inference_steps'] == 4
+    assert config['base_inference_steps'] == 4 and config['base_noise_scale'] == 1.0
     assert 0 <= summary['best_val_success'] <= 1
 
 
@@ -165,6 +167,16 @@ def test_training_refuses_a_base_for_another_task(base_run, tmp_path):
     settings = ResidualTrainSettings(task='push', base=str(base_run), envs=1, total_steps=1)
     with pytest.raises(ValueError, match="trained on 'lift'"):
         train_residual(tmp_path / 'rl', settings, progress=False, asynchronous=False)
+
+
+def test_residual_runner_samples_its_base_as_it_was_trained(base_run, tmp_path):
+    run = make_residual_run(base_run, tmp_path / 'deterministic')
+    config = json.loads((run / 'config.json').read_text())
+    (run / 'config.json').write_text(json.dumps({**config, 'base_noise_scale': 0.0}))
+    assert open_policy_runner(run, 'cpu').noise_scale == 0.0
+    assert open_policy_runner(run, 'cpu', noise_scale=0.5).noise_scale == 0.5
+    assert open_policy_runner(make_residual_run(base_run, tmp_path / 'old'),
+                              'cpu').noise_scale == 1.0
 
 
 def test_zero_residual_runner_acts_exactly_like_its_base(base_run, tmp_path):

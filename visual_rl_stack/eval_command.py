@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='start each chunk from the unexecuted tail of the previous one, '
                              'noised STRENGTH (0-1] of the way along the schedule '
                              '(default: off, every chunk from pure noise)')
+    parser.add_argument('--noise-scale', type=float, default=None, metavar='SCALE',
+                        help='multiply the initial noise of every chunk by SCALE >= 0: 1 '
+                             'samples the learned distribution, 0 makes the policy '
+                             'deterministic (default: 1, or for a residual run the scale its '
+                             'base was trained with)')
     parser.add_argument('--via-ros', action='store_true',
                         help='run closed loop through the ROS graph in lockstep (sim node -> '
                              'camera node -> policy node -> sim node) instead of in-process')
@@ -55,12 +60,14 @@ def main(args: argparse.Namespace) -> int:
                                   num_inference_steps=args.inference_steps,
                                   finetune_out=args.finetune_out,
                                   action_steps=args.action_steps,
-                                  warm_start=args.warm_start)
+                                  warm_start=args.warm_start,
+                                  noise_scale=args.noise_scale)
     else:
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
                           progress=not args.no_progress, device=args.device,
                           num_inference_steps=args.inference_steps,
-                          action_steps=args.action_steps, warm_start=args.warm_start)
+                          action_steps=args.action_steps, warm_start=args.warm_start,
+                          noise_scale=args.noise_scale)
     result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
         'eval'] else None
     if args.json:

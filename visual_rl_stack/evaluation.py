@@ -87,7 +87,8 @@ def run_episode(sim: TabletopSim, policy: Policy, seed: int) -> EpisodeResult:
 def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
                    num_inference_steps: Optional[int] = None,
                    action_steps: Optional[int] = None,
-                   warm_start: Optional[float] = None) -> Any:
+                   warm_start: Optional[float] = None,
+                   noise_scale: Optional[float] = None) -> Any:
     """
     Return the runner of a shipped model name or a BC or residual run (or checkpoint) path.
 
@@ -101,7 +102,7 @@ def load_bc_runner(policy_name: str, seed: int = 0, device: str = 'auto',
                          ) from None
     from .residual_policy.residual_agent import open_policy_runner
     return open_policy_runner(path, device, num_inference_steps, seed, action_steps,
-                              warm_start)
+                              warm_start, noise_scale)
 
 
 def bc_sim_config(task: str, runner: Any, config: Optional[SimConfig] = None) -> SimConfig:
@@ -131,18 +132,19 @@ def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
              config: Optional[SimConfig] = None, progress: bool = True, device: str = 'auto',
              num_inference_steps: Optional[int] = None,
              action_steps: Optional[int] = None,
-             warm_start: Optional[float] = None) -> dict:
+             warm_start: Optional[float] = None,
+             noise_scale: Optional[float] = None) -> dict:
     """
     Evaluate ``policy_name`` on ``task`` for seeds ``seed_start .. seed_start+episodes-1``.
 
     ``policy_name`` is a key of ``POLICY_FACTORIES`` or the path of a BC run
     or checkpoint folder (``device``, ``num_inference_steps``,
-    ``action_steps`` and ``warm_start`` apply to it).
+    ``action_steps``, ``warm_start`` and ``noise_scale`` apply to it).
     """
     runner = None
     if policy_name not in POLICY_FACTORIES:
         runner = load_bc_runner(policy_name, seed_start, device, num_inference_steps,
-                                action_steps, warm_start)
+                                action_steps, warm_start, noise_scale)
     if episodes < 1:
         raise ValueError('episodes must be at least 1')
     if runner is not None:
@@ -169,7 +171,7 @@ def summarise_episodes(task: str, policy_name: str, seed_start: int,
     Return the evaluation JSON shared by ``vrl eval`` in process and through ROS.
 
     With a BC ``runner`` its chunk-inference latency, device, executed steps
-    per chunk and warm-start strength (None: off) are added.
+    per chunk, warm-start strength (None: off) and initial-noise scale are added.
     """
     successes = sum(r.success for r in results)
     result = {
@@ -185,6 +187,7 @@ def summarise_episodes(task: str, policy_name: str, seed_start: int,
         result['device'] = str(runner.device)
         result['action_steps'] = runner.action_steps
         result['warm_start'] = runner.warm_start
+        result['noise_scale'] = runner.noise_scale
     return result
 
 

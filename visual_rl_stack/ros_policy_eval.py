@@ -98,7 +98,8 @@ def graph_overrides(task: str, runner: Any) -> dict[str, dict[str, Any]]:
 def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: Optional[int],
                            device: str, finetune_out: Optional[str] = None,
                            action_steps: Optional[int] = None,
-                           warm_start: Optional[float] = None) -> list[Parameter]:
+                           warm_start: Optional[float] = None,
+                           noise_scale: Optional[float] = None) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
     limits = CommandedPose()
     linear = limits.max_delta * math.sqrt(3.0) * control_hz
@@ -107,6 +108,7 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
               'inference_steps': int(num_inference_steps or 0),
               'action_steps': int(action_steps or 0),
               'warm_start': float(warm_start or 0.0),
+              'noise_scale': -1.0 if noise_scale is None else float(noise_scale),
               'control_hz': float(control_hz),
               'max_linear_speed': linear * 1.001, 'max_angular_speed': angular * 1.001}
     if finetune_out:
@@ -120,7 +122,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
                      context: Optional[Context] = None,
                      finetune_out: Optional[str] = None,
                      action_steps: Optional[int] = None,
-                     warm_start: Optional[float] = None) -> dict:
+                     warm_start: Optional[float] = None,
+                     noise_scale: Optional[float] = None) -> dict:
     """
     Evaluate ``policy`` (shipped name or run folder) through the ROS graph; see the module doc.
 
@@ -146,7 +149,7 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
         # The policy node loads the policy once; its runner then shapes the simulator graph.
         node = PolicyNode(context=context, parameter_overrides=policy_node_parameters(
             policy, control_hz, num_inference_steps, device, finetune_out, action_steps,
-            warm_start))
+            warm_start, noise_scale))
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')
         runner.generator.manual_seed(seed_start)
