@@ -24,12 +24,13 @@ class BatchedBasePolicy:
 
     def __init__(self, policy: DiffusionPolicy, num_envs: int,
                  num_inference_steps: Optional[int] = 4, seed: int = 0,
-                 noise_scale: float = 1.0) -> None:
+                 noise_scale: float = 1.0, action_steps: Optional[int] = None) -> None:
         """
         Wrap a loaded policy; every environment starts with an empty window.
 
         ``noise_scale`` multiplies the initial noise of each chunk (0: a
-        deterministic base, so the residual is the only source of exploration).
+        deterministic base, so the residual is the only source of exploration);
+        ``action_steps`` overrides the actions executed per chunk.
         """
         if policy.config.obs_mode != 'state':
             raise ValueError('residual RL needs a state-based base policy (obs state), got '
@@ -40,7 +41,7 @@ class BatchedBasePolicy:
         self.num_inference_steps = num_inference_steps
         self.noise_scale = noise_scale
         self.n_obs = config.n_obs_steps
-        self.n_act = config.n_action_steps
+        self.n_act = config.executed_steps(action_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.history = np.zeros((num_envs, self.n_obs, config.state_dim), np.float32)
         self.chunks = np.zeros((num_envs, config.horizon, config.action_dim), np.float32)

@@ -130,7 +130,7 @@ class BCPolicyRunner:
         self.num_inference_steps = num_inference_steps
         self.generator = torch.Generator().manual_seed(seed)
         self.history = ObservationHistory(self.config.n_obs_steps)
-        self.action_steps = self._checked_action_steps(action_steps)
+        self.action_steps = self.config.executed_steps(action_steps)
         if warm_start is not None and not 0 < warm_start <= 1:
             raise ValueError(f'warm_start must be in (0, 1], got {warm_start}')
         self.warm_start = warm_start
@@ -143,17 +143,6 @@ class BCPolicyRunner:
         self.latencies_s: list[float] = []
         #: Control steps served, over the runner's life.
         self.steps = 0
-
-    def _checked_action_steps(self, action_steps: Optional[int]) -> int:
-        """Return the executed steps per chunk; ValueError if a chunk cannot supply them."""
-        if action_steps is None:
-            return self.config.n_action_steps
-        most = self.config.horizon - self.config.n_obs_steps + 1
-        if not 1 <= action_steps <= most:
-            raise ValueError(f'action_steps must be in 1 .. {most} for a policy with horizon '
-                             f'{self.config.horizon} and {self.config.n_obs_steps} observation '
-                             f'steps, got {action_steps}')
-        return int(action_steps)
 
     @property
     def uses_images(self) -> bool:

@@ -113,6 +113,17 @@ class DiffusionPolicyConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
         return config_from_dict(cls, data)
 
+    def executed_steps(self, action_steps: Optional[int] = None) -> int:
+        """Return the actions executed per chunk (default ``n_action_steps``); check they fit."""
+        if action_steps is None:
+            return self.n_action_steps
+        most = self.horizon - self.n_obs_steps + 1
+        if not 1 <= action_steps <= most:
+            raise ValueError(f'action_steps must be in 1 .. {most} for a policy with horizon '
+                             f'{self.horizon} and {self.n_obs_steps} observation '
+                             f'steps, got {action_steps}')
+        return int(action_steps)
+
     def scheduler_kwargs(self) -> dict:
         """Return the settings DDPM (training) and DDIM (inference) must share."""
         return {'num_train_timesteps': self.num_train_timesteps,

@@ -112,8 +112,9 @@ class ResidualPolicyRunner(BCPolicyRunner):
         checkpoint, run_config = resolve_run(run)
         trained_steps = (run_config or {}).get('base_inference_steps')
         trained_scale = (run_config or {}).get('base_noise_scale')
+        trained_action_steps = (run_config or {}).get('base_action_steps')
         super().__init__(checkpoint, device, num_inference_steps or trained_steps, seed,
-                         action_steps, warm_start,
+                         action_steps or trained_action_steps, warm_start,
                          trained_scale if noise_scale is None else noise_scale)
         self.agent = ResidualAgent.from_checkpoint(checkpoint.parent / RESIDUAL_DIR,
                                                    self.device)

@@ -76,6 +76,7 @@ class ResidualTrainSettings:
     rollout_steps: Optional[int] = None
     base_inference_steps: int = 4
     base_noise_scale: float = 1.0
+    base_action_steps: Optional[int] = None
     eval_every: int = 5
     val_episodes: int = 16
     val_seed_start: int = 2000
@@ -149,6 +150,7 @@ class ResidualTrainer:
         base_checkpoint, base_config = self._base(settings)
         self.policy = DiffusionPolicy.from_checkpoint(base_checkpoint)
         self.space = NormalisedSpace(self.policy)
+        self.base_action_steps = self.policy.config.executed_steps(settings.base_action_steps)
         if saved is None:
             self.agent = ResidualAgent(residual_config_for(self.policy, **residual_settings))
         else:
@@ -171,7 +173,7 @@ class ResidualTrainer:
                               or int(self.envs.get_attr('max_episode_steps')[0]))
         self.base = BatchedBasePolicy(self.policy, settings.envs,
                                       settings.base_inference_steps, settings.seed,
-                                      settings.base_noise_scale)
+                                      settings.base_noise_scale, self.base_action_steps)
         self.tracker = EpisodeTracker(settings.envs)
 
     def _base(self, settings: ResidualTrainSettings) -> tuple[Path, dict]:
@@ -230,6 +232,7 @@ class ResidualTrainer:
             'base': self.settings.base, 'base_run': base_config,
             'base_inference_steps': self.settings.base_inference_steps,
             'base_noise_scale': self.settings.base_noise_scale,
+            'base_action_steps': self.base_action_steps,
             'settings': asdict(self.settings), 'residual': self.agent.config.to_dict(),
             'ppo': self.ppo.to_dict(), 'sessions': previous.get('sessions', []) + [session]}
         write_json(config, config_path)

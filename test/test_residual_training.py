@@ -49,12 +49,14 @@ def residual_run(base_run):
     return out, summary
 
 
-@pytest.mark.parametrize('noise_scale', [1.0, 0.0])
-def test_batched_base_follows_the_single_env_runner_exactly(base_run, noise_scale):
+@pytest.mark.parametrize('noise_scale, action_steps, plans', [(1.0, None, 4), (0.0, 2, 6)])
+def test_batched_base_follows_the_single_env_runner_exactly(base_run, noise_scale,
+                                                            action_steps, plans):
     runner = BCPolicyRunner(base_run, 'cpu', num_inference_steps=4, seed=3,
-                            noise_scale=noise_scale)
+                            noise_scale=noise_scale, action_steps=action_steps)
     batched = BatchedBasePolicy(DiffusionPolicy.from_checkpoint(base_run / 'checkpoint'), 1,
-                                num_inference_steps=4, seed=3, noise_scale=noise_scale)
+                                num_inference_steps=4, seed=3, noise_scale=noise_scale,
+                                action_steps=action_steps)
     rng = np.random.default_rng(0)
     for step in range(11):
         if step == 6:  # a new episode mid-chunk re-plans at once in both
@@ -63,7 +65,8 @@ def test_batched_base_follows_the_single_env_runner_exactly(base_run, noise_scal
         state = rng.normal(size=runner.config.state_dim).astype(np.float32)
         np.testing.assert_allclose(batched.act(state[None])[0], runner.act_from_observation(state),
                                    rtol=1e-5, atol=1e-6)
-    assert batched.plans == len(runner.latencies_s) == 4  # steps 0, 4, 6, 10
+    # Plans at steps 0, 4, 6, 10 (4 actions per chunk) or every second step (2).
+    assert batched.plans == len(runner.latencies_s) == plans
 
 
 def test_batched_base_plans_only_for_envs_that_need_it(base_run):
@@ -143,6 +146,7 @@ def test_training_writes_a_complete_run(residual_run):
     config = json.loads((out / 'config.json').read_text())
     assert config['kind'] == 'residual' and config['task'] == 'lift'
     assert config['base_inference_steps'] == 4 and config['base_noise_scale'] == 1.0
+    assert config['base_action_steps'] == TINY['n_action_steps']
     assert 0 <= summary['best_val_success'] <= 1
 
 
@@ -172,11 +176,14 @@ def test_training_refuses_a_base_for_another_task(base_run, tmp_path):
 def test_residual_runner_samples_its_base_as_it_was_trained(base_run, tmp_path):
     run = make_residual_run(base_run, tmp_path / 'deterministic')
     config = json.loads((run / 'config.json').read_text())
-    (run / 'config.json').write_text(json.dumps({**config, 'base_noise_scale': 0.0}))
-    assert open_policy_runner(run, 'cpu').noise_scale == 0.0
-    assert open_policy_runner(run, 'cpu', noise_scale=0.5).noise_scale == 0.5
-    assert open_policy_runner(make_residual_run(base_run, tmp_path / 'old'),
-                              'cpu').noise_scale == 1.0
+    (run / 'config.json').write_text(json.dumps({**config, 'base_noise_scale': 0.0,
+                                                 'base_action_steps': 2}))
+    trained = open_policy_runner(run, 'cpu')
+    assert trained.noise_scale == 0.0 and trained.action_steps == 2
+    chosen = open_policy_runner(run, 'cpu', noise_scale=0.5, action_steps=3)
+    assert chosen.noise_scale == 0.5 and chosen.action_steps == 3
+    old = open_policy_runner(make_residual_run(base_run, tmp_path / 'old'), 'cpu')
+    assert old.noise_scale == 1.0 and old.action_steps == TINY['n_action_steps']
 
 
 def test_zero_residual_runner_acts_exactly_like_its_base(base_run, tmp_path):

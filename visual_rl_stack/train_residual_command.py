@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--base-noise-scale', type=float, default=1.0,
                         help="scale of the frozen base's initial noise per chunk (0: a "
                              'deterministic base; evaluation then uses the same)')
+    parser.add_argument('--base-action-steps', type=int, default=None,
+                        help="actions the frozen base executes per chunk (default: the base's "
+                             'n_action_steps; evaluation then uses the same)')
     parser.add_argument('--eval-every', type=int, default=5,
                         help='validate the deterministic policy every N iterations')
     parser.add_argument('--val-episodes', type=int, default=16,
@@ -68,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
     settings = ResidualTrainSettings(
         task=args.task, base=args.base, envs=args.envs, total_steps=args.total_steps,
         rollout_steps=args.rollout_steps, base_inference_steps=args.base_steps,
-        base_noise_scale=args.base_noise_scale,
+        base_noise_scale=args.base_noise_scale, base_action_steps=args.base_action_steps,
         eval_every=args.eval_every, val_episodes=args.val_episodes,
         val_seed_start=args.val_seed_start, reward=args.reward, seed=args.seed,
         time_limit_min=args.time_limit_min)
