@@ -232,10 +232,11 @@ def test_eval_via_ros_matches_in_process(ros_context, state_run):
     assert via_ros['via_ros'] and via_ros['episodes'] == 1
     ros_row, local_row = via_ros['per_episode'][0], in_process['per_episode'][0]
     assert (ros_row['success'], ros_row['steps']) == (local_row['success'], local_row['steps'])
-    # Every step went through the policy node: one inference per n_action_steps steps.
+    # Every step went through the policy node (plus the final observation, answered but
+    # not executed): one inference per n_action_steps steps.
     latency = via_ros['inference_latency_ms']
-    assert latency['steps'] == ros_row['steps']
-    assert latency['chunks'] == -(-ros_row['steps'] // TINY['n_action_steps'])
+    assert latency['steps'] == ros_row['steps'] + 1
+    assert latency['chunks'] == -(-(ros_row['steps'] + 1) // TINY['n_action_steps'])
 
 
 def test_eval_via_ros_with_an_image_policy(ros_context, state_run):

@@ -159,8 +159,7 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
             bar = tqdm(range(seed_start, seed_start + episodes), disable=not progress,
                        desc=f'eval via ROS {task}/{policy}')
             for seed in bar:
-                results.append(_episode(driver, task, seed, limit,
-                                        settle=node.learner is not None))
+                results.append(_episode(driver, task, seed, limit))
                 bar.set_postfix(success=f'{sum(r.success for r in results)}/{len(results)}')
             if node.learner is not None:
                 node.end_learning_episode()  # the last episode's update
@@ -177,13 +176,14 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     return {**result, 'via_ros': True}
 
 
-def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int,
-             settle: bool = False) -> EpisodeResult:
+def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int) -> EpisodeResult:
     """
     Run one episode through the graph (see the module doc).
 
-    With ``settle`` it also waits until the policy has seen the final
-    observation, whose reward pays for the last executed action.
+    It ends once the policy has answered the final observation too: that
+    observation's reward pays for the last executed action (fine-tuning), and
+    the policy's step count no longer depends on whether its callback ran
+    before the episode was summarised (one unexecuted step per episode).
     """
     start = time.perf_counter()
     driver.set_active(False)
@@ -195,6 +195,5 @@ def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int,
         obs = driver.advance()
         steps += 1
         total += obs.reward
-    if settle:
-        driver.wait_for_command(obs.stamp)
+    driver.wait_for_command(obs.stamp)
     return EpisodeResult(seed, bool(obs.success), steps, total, time.perf_counter() - start)
