@@ -136,7 +136,8 @@ class OnlineResidualLearner:
                  'values': torch.stack([s.value for s in steps]),
                  'advantages': torch.cat(advantages), 'returns': torch.cat(returns)}
         agent.train()
-        stats = ppo_update(agent.actor, agent.critic, self.optimizers, batch, self.ppo)
+        stats = ppo_update(agent.actor, agent.critic, self.optimizers, batch, self.ppo,
+                           train_actor=self.ppo.trains_actor(self.updates))
         agent.eval()
         self.updates += 1
         agent.save(self.out_dir / RESIDUAL_DIR)

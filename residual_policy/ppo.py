@@ -51,6 +51,7 @@ class PPOConfig:
     adam_eps: float = 1e-5
     normalize_advantages: bool = True
     reward_clip: float = 5.0
+    critic_warmup_updates: int = 0
 
     def __post_init__(self):
         """Reject settings that make the update meaningless."""
@@ -65,8 +66,20 @@ class PPOConfig:
             problems.append('target_kl must be > 0 or None')
         if self.actor_lr <= 0 or self.critic_lr <= 0:
             problems.append('learning rates must be > 0')
+        if self.critic_warmup_updates < 0:
+            problems.append('critic_warmup_updates must be >= 0')
         if problems:
             raise ValueError('invalid PPOConfig: ' + '; '.join(problems))
+
+    def trains_actor(self, updates_done: int) -> bool:
+        """
+        Return whether update number ``updates_done`` (from 0) may change the actor.
+
+        The first ``critic_warmup_updates`` fit only the critic: advantages from
+        an untrained critic are noise, and an actor step on them moves a good
+        base policy away from what it already does well.
+        """
+        return updates_done >= self.critic_warmup_updates
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
@@ -197,7 +210,8 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
 
 def ppo_update(actor: ResidualActor, critic: Critic, optimizers: Optimizers,
                batch: Mapping[str, torch.Tensor], config: PPOConfig,
-               generator: Optional[torch.Generator] = None) -> dict[str, float]:
+               generator: Optional[torch.Generator] = None,
+               train_actor: bool = True) -> dict[str, float]:
     """
     Run up to ``config.epochs`` epochs of clipped-surrogate PPO on one rollout batch.
 
@@ -210,8 +224,11 @@ def ppo_update(actor: ResidualActor, critic: Critic, optimizers: Optimizers,
     batch is measured and the update stops once it exceeds ``target_kl``.
 
     Returns means over minibatches of the losses, entropy and clip fraction,
-    plus the final ``approx_kl``, ``epochs`` run, ``early_stopped`` (0 or 1) and
-    the ``explained_variance`` of the rollout values.
+    plus the final ``approx_kl``, ``epochs`` run, ``early_stopped`` and
+    ``actor_trained`` (0 or 1) and the ``explained_variance`` of the rollout values.
+
+    With ``train_actor`` False (critic warm-up) only the critic is stepped,
+    on the value loss alone; the actor, and so the KL, stay unchanged.
     """
     data = _flatten_batch(batch)
     size = data['advantages'].shape[0]
@@ -223,7 +240,8 @@ def ppo_update(actor: ResidualActor, critic: Critic, optimizers: Optimizers,
         for index in torch.tensor_split(order, config.minibatches):
             if index.numel():
                 step_stats = _minibatch_step(actor, critic, optimizers,
-                                             {k: v[index] for k, v in data.items()}, config)
+                                             {k: v[index] for k, v in data.items()}, config,
+                                             train_actor)
                 for key, value in step_stats.items():
                     totals[key] += value
                 steps += 1
@@ -234,6 +252,7 @@ def ppo_update(actor: ResidualActor, critic: Critic, optimizers: Optimizers,
             break
     stats = {key: value / max(steps, 1) for key, value in totals.items()}
     stats.update(approx_kl=approx_kl, epochs=float(epochs), early_stopped=float(early_stopped),
+                 actor_trained=float(train_actor),
                  explained_variance=explained_variance(data['values'], data['returns']))
     return stats
 
@@ -252,8 +271,9 @@ def _flatten_batch(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def _minibatch_step(actor: ResidualActor, critic: Critic, optimizers: Optimizers,
-                    mb: Mapping[str, torch.Tensor], config: PPOConfig) -> dict[str, float]:
-    """Take one optimiser step for each network on a minibatch; return its losses."""
+                    mb: Mapping[str, torch.Tensor], config: PPOConfig,
+                    train_actor: bool) -> dict[str, float]:
+    """Take one optimiser step for each trained network on a minibatch; return its losses."""
     dist = actor.distribution(mb['states'], mb['base_actions'])
     log_ratio = dist.log_prob(mb['residuals']).sum(-1) - mb['log_probs']
     ratio = log_ratio.exp()
@@ -264,11 +284,14 @@ def _minibatch_step(actor: ResidualActor, critic: Critic, optimizers: Optimizers
     policy_loss = torch.max(-advantages * ratio, -advantages * clipped_ratio).mean()
     value_loss = (critic(mb['states'], mb['base_actions']) - mb['returns']).pow(2).mean()
     entropy = dist.entropy().sum(-1).mean()
-    loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
-    for optimizer in optimizers:
+    loss = config.value_coef * value_loss
+    if train_actor:
+        loss = loss + policy_loss - config.entropy_coef * entropy
+    stepped = optimizers if train_actor else (optimizers.critic,)
+    for optimizer in stepped:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    for optimizer in optimizers:
+    for optimizer in stepped:
         params = [p for group in optimizer.param_groups for p in group['params']]
         torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()

@@ -256,7 +256,8 @@ class ResidualTrainer:
                 started = time.perf_counter()
                 batch, rollout = self.rollout()
                 update = ppo_update(self.agent.actor, self.agent.critic, self.optimizers,
-                                    batch, self.ppo)
+                                    batch, self.ppo,
+                                    train_actor=self.ppo.trains_actor(self.iteration))
                 self.iteration += 1
                 row = {'iteration': self.iteration, 'rollout': rollout, 'ppo': update,
                        'iteration_s': time.perf_counter() - started}

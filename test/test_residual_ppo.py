@@ -176,6 +176,29 @@ def test_ppo_stops_epochs_early_when_kl_exceeds_target():
     assert stats['epochs'] == 3.0 and stats['early_stopped'] == 0.0
 
 
+def test_critic_warmup_updates_fit_the_critic_and_leave_the_actor_alone():
+    torch.manual_seed(0)
+    config = _small_config(action_dim=1, residual_scale=0.5)
+    actor, critic = ResidualActor(config), Critic(config)
+    ppo = PPOConfig(epochs=4, target_kl=None, critic_warmup_updates=2)
+    assert [ppo.trains_actor(n) for n in range(4)] == [False, False, True, True]
+    optimizers = make_optimizers(actor, critic, ppo)
+    actor_before = [p.detach().clone() for p in actor.parameters()]
+    batch = _bandit_batch(actor, critic, 128)
+    value_error = (critic(batch['states'], batch['base_actions']) - batch['returns']).abs().mean()
+    stats = ppo_update(actor, critic, optimizers, batch, ppo, train_actor=False)
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, actor.parameters()))
+    assert stats['actor_trained'] == 0.0 and stats['approx_kl'] == 0.0
+    with torch.no_grad():
+        fitted = (critic(batch['states'], batch['base_actions']) - batch['returns']).abs().mean()
+    assert fitted < value_error
+    stats = ppo_update(actor, critic, optimizers, batch, ppo)
+    assert stats['actor_trained'] == 1.0
+    assert not all(torch.equal(a, b) for a, b in zip(actor_before, actor.parameters()))
+    with pytest.raises(ValueError, match='critic_warmup_updates'):
+        PPOConfig(critic_warmup_updates=-1)
+
+
 @pytest.mark.parametrize('cls, required', [(ResidualConfig, {'state_dim': 4, 'action_dim': 2}),
                                            (PPOConfig, {})])
 def test_config_round_trips_through_json_and_refuses_unknown_keys(cls, required):
