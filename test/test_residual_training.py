@@ -45,7 +45,8 @@ def residual_run(base_run):
     settings = ResidualTrainSettings(task='lift', base=str(base_run), envs=2, total_steps=80,
                                      rollout_steps=20, eval_every=1, val_episodes=2)
     summary = train_residual(out, settings, {'hidden_dims': (32,), 'critic_hidden_dims': (32,)},
-                             PPOConfig(epochs=2), progress=False, asynchronous=False)
+                             PPOConfig(epochs=2, critic_warmup_updates=1), progress=False,
+                             asynchronous=False)
     return out, summary
 
 
@@ -143,6 +144,7 @@ def test_training_writes_a_complete_run(residual_run):
     assert rows[-1]['env_steps'] == summary['env_steps'] == 80
     assert all('val_success' in r for r in rows)
     assert set(rows[1]['ppo']) >= {'approx_kl', 'clip_fraction', 'value_loss'}
+    assert [r['ppo']['actor_trained'] for r in rows[1:]] == [0.0, 1.0]  # critic warm-up
     config = json.loads((out / 'config.json').read_text())
     assert config['kind'] == 'residual' and config['task'] == 'lift'
     assert config['base_inference_steps'] == 4 and config['base_noise_scale'] == 1.0
