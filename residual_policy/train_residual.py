@@ -199,7 +199,7 @@ class ResidualTrainer:
         defaults = asdict(ResidualTrainSettings(task='', base=''))  # for keys older runs lack
         different = sorted(k for k in now if k not in self.RESUMABLE
                            and now[k] != saved.get(k, defaults[k]))
-        if different or self.ppo.to_dict() != config['ppo']:
+        if different or self.ppo != PPOConfig.from_dict(config['ppo']):  # missing: defaults
             raise ValueError(f'run {self.out_dir} was started with other settings '
                              f'({", ".join(different) or "PPO settings"}); a resumed run keeps '
                              'its settings, only --total-steps and --time-limit-min may change')

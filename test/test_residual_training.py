@@ -38,6 +38,9 @@ def base_run(tmp_path_factory):
     return root / 'bc'
 
 
+RUN_PPO = PPOConfig(epochs=2, critic_warmup_updates=1)  # the residual_run fixture's PPO
+
+
 @pytest.fixture(scope='module')
 def residual_run(base_run):
     """Train a residual for two short iterations in-process (synchronous envs)."""
@@ -45,8 +48,7 @@ def residual_run(base_run):
     settings = ResidualTrainSettings(task='lift', base=str(base_run), envs=2, total_steps=80,
                                      rollout_steps=20, eval_every=1, val_episodes=2)
     summary = train_residual(out, settings, {'hidden_dims': (32,), 'critic_hidden_dims': (32,)},
-                             PPOConfig(epochs=2, critic_warmup_updates=1), progress=False,
-                             asynchronous=False)
+                             RUN_PPO, progress=False, asynchronous=False)
     return out, summary
 
 
@@ -160,10 +162,17 @@ def test_training_refuses_to_overwrite_and_resumes(residual_run):
     with pytest.raises(ValueError, match='--resume'):
         train_residual(out, settings, progress=False, asynchronous=False)
     with pytest.raises(ValueError, match='other settings'):
-        train_residual(out, replace(settings, reward='stages'), ppo=PPOConfig(epochs=2),
+        train_residual(out, replace(settings, reward='stages'), ppo=RUN_PPO,
                        resume=True, progress=False, asynchronous=False)
-    summary = train_residual(out, settings, ppo=PPOConfig(epochs=2), resume=True,
-                             progress=False, asynchronous=False)
+    config_path = out / 'config.json'  # as written before critic_warmup_updates existed
+    config = json.loads(config_path.read_text())
+    assert config['ppo'].pop('critic_warmup_updates') == 1
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match='other settings'):  # a missing key means the default
+        train_residual(out, settings, ppo=RUN_PPO, resume=True, progress=False,
+                       asynchronous=False)
+    summary = train_residual(out, settings, ppo=replace(RUN_PPO, critic_warmup_updates=0),
+                             resume=True, progress=False, asynchronous=False)
     assert summary['env_steps'] == 120 and summary['iterations'] == 3
     sessions = json.loads((out / 'config.json').read_text())['sessions']
     assert [s['from_env_step'] for s in sessions] == [0, 80]
