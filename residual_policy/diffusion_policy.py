@@ -29,6 +29,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .action_frame import ActionFrame
 from .config_dicts import config_from_dict
 from .encoders import MultiViewImageEncoder, OBS_MODES, ObservationEncoder, StateEncoder
 from .normalization import MinMaxNormalizer
@@ -58,6 +59,7 @@ class DiffusionPolicyConfig:
     state_hidden_dims: tuple[int, ...] = ()
     state_labels: tuple = ()
     state_features: str = 'raw'
+    action_frame: tuple[str, ...] = ()
     n_obs_steps: int = 2
     horizon: int = 16
     n_action_steps: int = 8
@@ -77,7 +79,15 @@ class DiffusionPolicyConfig:
         """Reject settings the network or the action queue cannot honour."""
         object.__setattr__(self, 'state_labels',
                            tuple((str(name), int(size)) for name, size in self.state_labels))
+        object.__setattr__(self, 'action_frame', tuple(str(n) for n in self.action_frame))
         problems = []
+        if self.action_frame:
+            if 'state' not in self.obs_mode:
+                problems.append('action_frame needs the state in the observation')
+            try:
+                action_frame_for(self)
+            except ValueError as err:
+                problems.append(str(err))
         if self.state_labels and sum(size for _, size in self.state_labels) != self.state_dim:
             problems.append(f'state_labels {self.state_labels} do not add up to state_dim '
                             f'{self.state_dim}')
@@ -145,13 +155,33 @@ def state_features_for(config: DiffusionPolicyConfig) -> StateFeatures:
     return StateFeatures(labels, config.state_features)
 
 
+def action_frame_for(config: DiffusionPolicyConfig) -> Optional[ActionFrame]:
+    """Return the frame the policy's actions are learnt in, or None for world coordinates."""
+    if not config.action_frame:
+        return None
+    labels = config.state_labels or (('state', config.state_dim),)
+    return ActionFrame(labels, config.action_frame, config.action_dim)
+
+
 def fit_normalizers(config: DiffusionPolicyConfig, actions: np.ndarray,
                     states: Optional[np.ndarray] = None) -> dict[str, MinMaxNormalizer]:
-    """Fit the action (and state-feature) normalisers a policy needs from demonstrations."""
+    """
+    Fit the action (and state-feature) normalisers a policy needs from demonstrations.
+
+    ``actions (N, A)`` and ``states (N, S)`` are per step; with an action frame
+    the action statistics are those of the actions seen in each step's frame.
+    """
+    frame = action_frame_for(config)
+    if frame is not None and states is None:
+        raise ValueError('a policy with an action_frame needs the states to fit its actions')
+    state_tensor = None if states is None else torch.as_tensor(np.asarray(states, np.float32))
+    if frame is not None:
+        actions = frame.to_frame(torch.as_tensor(np.asarray(actions, np.float32)),
+                                 frame.heading(state_tensor)).numpy()
     normalizers = {'action': MinMaxNormalizer.fit(actions)}
-    if states is not None:
-        features = state_features_for(config)(torch.as_tensor(np.asarray(states, np.float32)))
-        normalizers['state'] = MinMaxNormalizer.fit(features.numpy())
+    if state_tensor is not None:
+        normalizers['state'] = MinMaxNormalizer.fit(
+            state_features_for(config)(state_tensor).numpy())
     return normalizers
 
 
@@ -164,6 +194,7 @@ class DiffusionPolicy(nn.Module):
         self.config = config
         self.normalizers = dict(normalizers)
         self.state_features = state_features_for(config)
+        self.action_frame = action_frame_for(config)
         self._check_normalizers()
         state_encoder = (StateEncoder(self.state_features.output_dim, config.state_hidden_dims)
                          if 'state' in config.obs_mode else None)
@@ -200,7 +231,7 @@ class DiffusionPolicy(nn.Module):
         if tuple(actions.shape[1:]) != expected:
             raise ValueError(f'action must be (B, {expected[0]}, {expected[1]}), '
                              f'got {tuple(actions.shape)}')
-        clean = self.normalizers['action'].normalize(actions)
+        clean = self.normalizers['action'].normalize(self._into_frame(actions, batch))
         noise = torch.randn_like(clean)
         steps = torch.randint(0, self.config.num_train_timesteps, (clean.shape[0],),
                               device=clean.device)
@@ -245,14 +276,28 @@ class DiffusionPolicy(nn.Module):
                 raise ValueError('warm_start_strength must be in (0, 1]')
             later = timesteps[timesteps < self.config.num_train_timesteps * warm_start_strength]
             timesteps = later if len(later) else timesteps[-1:]
-            clean = self.normalizers['action'].normalize(self._tensor(warm_start).float())
+            clean = self.normalizers['action'].normalize(
+                self._into_frame(self._tensor(warm_start).float(), obs))
             sample = scheduler.add_noise(clean.reshape(shape), sample, timesteps[:1])
         for step in timesteps:
             with autocast_context(self.device):
                 predicted = self.unet(sample, step, cond)
             sample = scheduler.step(predicted.float(), step, sample,
                                     generator=generator).prev_sample
-        return self.normalizers['action'].denormalize(sample.clamp(-1.0, 1.0))
+        actions = self.normalizers['action'].denormalize(sample.clamp(-1.0, 1.0))
+        if self.action_frame is None:
+            return actions
+        return self.action_frame.to_world(actions, self._frame_heading(obs))
+
+    def _frame_heading(self, obs: Batch) -> torch.Tensor:
+        """Return ``(B, 1)`` action-frame headings at each window's newest observation."""
+        return self.action_frame.heading(self._tensor(obs['state']).float()[:, -1, None])
+
+    def _into_frame(self, actions: torch.Tensor, obs: Batch) -> torch.Tensor:
+        """Return raw world ``actions (B, horizon, A)`` in the policy's action frame."""
+        if self.action_frame is None:
+            return actions
+        return self.action_frame.to_frame(actions, self._frame_heading(obs))
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Save weights, config and normalisers as a checkpoint folder."""

@@ -118,15 +118,20 @@ def test_empty_or_mismatched_data_is_a_clear_cli_error(bags, tmp_path, capsys):
     assert not (tmp_path / 'run').exists()
 
 
-def test_relative_state_features_train_and_run_from_the_cli(bags, tmp_path, capsys):
+def test_relative_state_features_and_an_action_frame_train_and_run_from_the_cli(
+        bags, tmp_path, capsys):
     out = tmp_path / 'relative'
     args = ['train-bc', '--task', 'lift', '--data', str(bags), '--out', str(out),
             '--batch-size', '16', '--warmup', '2', '--no-progress',
             '--set', 'down_dims=[16,32,64]', '--set', 'horizon=8', '--set', 'n_action_steps=4',
             '--set', 'step_embed_dim=16']
-    assert main(args + ['--steps', '3', '--state-features', 'relative']) == 0
+    assert main(args + ['--steps', '3', '--action-frame', 'ee_position', 'goal_position']) == 2
+    assert 'not positions of the state layout' in capsys.readouterr().err
+    assert main(args + ['--steps', '3', '--state-features', 'relative',
+                        '--action-frame', 'ee_position', 'cube_position']) == 0
     config = json.loads((out / 'config.json').read_text())['policy']
     assert config['state_features'] == 'relative'
+    assert config['action_frame'] == ['ee_position', 'cube_position']
     labels = [label for label, _ in config['state_labels']]
     assert labels[-2:] == ['cube_position', 'cube_orientation']
     policy = DiffusionPolicy.from_checkpoint(out / 'checkpoint')

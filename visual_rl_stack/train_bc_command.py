@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'opening); frames (relative plus positions in the planar frames '
                         'facing from one object to another); default raw (a resumed run '
                         'keeps its own)')
+    parser.add_argument('--action-frame', nargs=2, default=None, metavar=('FROM', 'TO'),
+                        help='learn delta actions in the table-plane frame facing from '
+                        'state position field FROM to TO (push: block_position '
+                        'goal_position); default world coordinates (a resumed run keeps '
+                        'its own)')
     parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
                         default=[], metavar='KEY=VALUE',
                         help='override a DiffusionPolicyConfig field (JSON value)')
@@ -80,6 +85,8 @@ def main(args: argparse.Namespace) -> int:
     overrides = dict(args.overrides)
     if args.state_features is not None:
         overrides['state_features'] = args.state_features
+    if args.action_frame is not None:
+        overrides['action_frame'] = tuple(args.action_frame)
     checkpoint = train_bc(args.data, args.out, args.task, obs_mode=args.obs, steps=args.steps,
                           batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                           seed=args.seed, device=args.device, resume=args.resume,
