@@ -15,6 +15,9 @@ back to world coordinates before they leave the policy.
 Only delta actions ``[dx, dy, dz, droll, dpitch, dyaw, grip]`` have a planar
 part that rotates with the frame: the translation ``(dx, dy)`` and, to first
 order, the tilt ``(droll, dpitch)``; height, heading change and gripper stay.
+The action normaliser is fitted on the actions as seen in each step's frame;
+residual RL adds its corrections to world actions in those same normalised
+units (an affine map either way, with the frame's ranges per axis).
 """
 
 from typing import Sequence
