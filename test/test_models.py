@@ -1,4 +1,4 @@
-"""Shipped models: adding a run (float16, card, retrain commands), listing, name resolution."""
+"""Shipped models: adding a run (float16 or float32, card, retrain commands), listing, names."""
 
 import json
 import sys
@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 from safetensors.torch import load_file
+import torch
 
 from visual_rl_stack import models
 from visual_rl_stack.cli import main
@@ -42,6 +43,7 @@ def test_add_ships_a_small_float16_copy_with_its_card(run, tmp_path):
     assert model.path == tmp_path / 'bc_lift_tiny'
     card = json.loads((model.path / models.MODEL_CARD).read_text())
     assert card['task'] == 'lift' and card['obs_mode'] == 'state'
+    assert card['weights_dtype'] == 'float16'
     assert card['retrain'] == ['vrl collect --task lift --episodes 1',
                                'vrl train-bc --task lift --steps 5']
     assert card['evaluation']['success_rate'] == pytest.approx(1 / 3)
@@ -57,6 +59,23 @@ def test_add_ships_a_small_float16_copy_with_its_card(run, tmp_path):
         runner = BCPolicyRunner(path, device='cpu', num_inference_steps=4, seed=3)
         chunks.append(runner.act_from_observation(state))
     np.testing.assert_allclose(chunks[0], chunks[1], atol=2e-2)
+
+
+def test_add_can_keep_float32_weights_bitwise(run, tmp_path):
+    model = models.add_model(run, 'bc_lift_full', folder=tmp_path, weights_dtype='float32')
+    card = json.loads((model.path / models.MODEL_CARD).read_text())
+    assert card['weights_dtype'] == 'float32'
+    trained = load_file(str(run / 'checkpoint' / 'model.safetensors'))
+    shipped = load_file(str(model.path / 'checkpoint' / 'model.safetensors'))
+    assert trained.keys() == shipped.keys()
+    assert all(torch.equal(trained[k], shipped[k]) for k in trained)
+    state = np.linspace(-0.5, 0.5, 24).astype(np.float32)
+    chunks = [BCPolicyRunner(path, device='cpu', num_inference_steps=4,
+                             seed=3).act_from_observation(state)
+              for path in (run, model.path)]
+    np.testing.assert_array_equal(chunks[0], chunks[1])
+    with pytest.raises(ValueError, match='weights_dtype'):
+        models.add_model(run, 'x', folder=tmp_path / 'out', weights_dtype='int8')
 
 
 def test_add_refuses_what_it_cannot_ship(run, tmp_path, monkeypatch):

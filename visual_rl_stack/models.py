@@ -10,9 +10,11 @@ name of a shipped model is accepted too.
 
 ``vrl models`` lists them; ``vrl models add RUN NAME --eval EVAL.json`` ships
 a run: weights are stored as float16 (half the size; the policy computes in
-float32 after loading), and the retrain commands come from the run's own
-records (the data folder's ``index.json`` and the run's ``config.json``), so
-they are the commands that were actually run.
+float32 after loading) unless ``--float32`` keeps them as trained, for a
+policy whose measured success float16 rounding costs, and the retrain
+commands come from the run's own records (the data folder's ``index.json``
+and the run's ``config.json``), so they are the commands that were actually
+run.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import tempfile
 from typing import Optional, Union
 
 from safetensors.torch import load_file, save_file
+import torch
 
 from .checkpoints import CONFIG_FILE, NORMALIZATION_FILE, WEIGHTS_FILE
 from .graph import PACKAGE
@@ -36,6 +39,8 @@ MODEL_CARD = 'model.json'
 RUN_CONFIG = 'config.json'
 CHECKPOINT = 'checkpoint'
 RESIDUAL = 'residual'
+#: How shipped diffusion weights may be stored.
+WEIGHT_DTYPES = {'float16': torch.float16, 'float32': torch.float32}
 #: Shipped models must stay small enough for a git repository.
 MAX_MODEL_BYTES = 25 * 1024 * 1024
 
@@ -156,18 +161,26 @@ def _vrl_command(command: str) -> Optional[str]:
 
 
 def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
-              folder: Optional[Path] = None, description: str = '') -> ShippedModel:
+              folder: Optional[Path] = None, description: str = '',
+              weights_dtype: str = 'float16') -> ShippedModel:
     """
     Copy a BC or residual run into ``models/<name>`` (card included); return it.
 
-    The diffusion weights are stored as float16; a residual run's small
-    residual networks are copied as they are.
+    The diffusion weights are stored as ``weights_dtype``: float16 halves the
+    size, float32 keeps them bitwise as trained (for a policy that float16
+    rounding measurably hurts). A residual run's small residual networks are
+    copied as they are. ``folder`` defaults to :func:`models_dir`, where
+    ``vrl models`` and name resolution look (not beside an installed package,
+    where a stray ``models/`` would hide the installed ones).
 
     ``evaluation`` is a ``vrl eval --json`` result; its success rate, seeds
     and command go on the card. Raises ValueError when the run is not a BC
     run, the evaluation is of another task, or the model would exceed
     :data:`MAX_MODEL_BYTES`.
     """
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f'weights_dtype must be one of {sorted(WEIGHT_DTYPES)}, '
+                         f'got {weights_dtype!r}')
     run = Path(run)
     checkpoint = run / CHECKPOINT
     if not (checkpoint / WEIGHTS_FILE).is_file() or not (run / RUN_CONFIG).is_file():
@@ -178,17 +191,18 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
     if evaluation is not None and evaluation.get('task') != run_config.get('task'):
         raise ValueError(f'the evaluation is of task {evaluation.get("task")!r}, the run was '
                          f'trained on {run_config.get("task")!r}')
-    folder = folder or Path(__file__).resolve().parent.parent / 'models'
+    folder = folder or models_dir()
     if not name or '/' in name or name.startswith('.'):
         raise ValueError(f'invalid model name {name!r}: use letters, digits, _ and -')
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=folder))
     try:
         (staging / CHECKPOINT).mkdir()
-        tensors = {k: v.half() if v.is_floating_point() else v
+        dtype = WEIGHT_DTYPES[weights_dtype]
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v
                    for k, v in load_file(str(checkpoint / WEIGHTS_FILE)).items()}
         save_file(tensors, str(staging / CHECKPOINT / WEIGHTS_FILE),
-                  metadata={'kind': 'diffusion_policy', 'stored_dtype': 'float16'})
+                  metadata={'kind': 'diffusion_policy', 'stored_dtype': weights_dtype})
         for extra in (CONFIG_FILE, NORMALIZATION_FILE):
             shutil.copy2(checkpoint / extra, staging / CHECKPOINT / extra)
         if is_residual:
@@ -201,6 +215,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
             'obs_mode': run_config.get('obs_mode'),
             'action_mode': run_config.get('action_mode'),
             'description': description,
+            'weights_dtype': weights_dtype,
             'training': (_residual_training(run, run_config) if is_residual else
                          {'steps': run_config.get('steps'),
                           'episodes': run_config.get('episodes'),
@@ -260,6 +275,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval', type=Path, dest='eval_json',
                         help='add: `vrl eval --json` result to put on the model card')
     parser.add_argument('--description', default='', help='add: one line for the model card')
+    parser.add_argument('--float32', action='store_true',
+                        help='add: keep the weights in float32 as trained (twice the size of '
+                        'the default float16 copy), for a policy float16 rounding hurts')
     parser.add_argument('--json', action='store_true', help='list: print JSON')
 
 
@@ -269,7 +287,8 @@ def main(args: argparse.Namespace) -> int:
         if args.run is None or not args.name:
             raise ValueError('usage: vrl models add RUN NAME [--eval EVAL.json]')
         evaluation = json.loads(args.eval_json.read_text()) if args.eval_json else None
-        model = add_model(args.run, args.name, evaluation, description=args.description)
+        model = add_model(args.run, args.name, evaluation, description=args.description,
+                          weights_dtype='float32' if args.float32 else 'float16')
         print(f'shipped {model.name} ({model.size_bytes / 2 ** 20:.1f} MB) in {model.path}')
         return 0
     rows = [m.summary() for m in shipped_models().values()]
