@@ -15,9 +15,11 @@ back to world coordinates before they leave the policy.
 Only delta actions ``[dx, dy, dz, droll, dpitch, dyaw, grip]`` have a planar
 part that rotates with the frame: the translation ``(dx, dy)`` and, to first
 order, the tilt ``(droll, dpitch)``; height, heading change and gripper stay.
-The action normaliser is fitted on the actions as seen in each step's frame;
-residual RL adds its corrections to world actions in those same normalised
-units (an affine map either way, with the frame's ranges per axis).
+The action normaliser is fitted on the actions as seen in each step's frame,
+so residual RL turns the base's world action into the frame at the state it
+is taken in before normalising it, adds its correction there, and turns the
+sum back (``residual_agent.NormalisedSpace``): corrections are then along and
+across the same line at every heading, like the base's actions.
 """
 
 from typing import Sequence

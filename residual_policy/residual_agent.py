@@ -12,7 +12,9 @@ residual::
 so everything that opens a BC run (``vrl eval``, the policy node, ``vrl
 models``) opens a residual run too; :func:`open_policy_runner` picks the
 runner. The residual's units are the base's: states and actions min-max
-normalised with the base's statistics (:class:`NormalisedSpace`).
+normalised with the base's statistics (:class:`NormalisedSpace`); for a base
+with an action frame, actions are seen in that frame at the current state,
+the frame its action statistics were fitted in.
 """
 
 import os
@@ -57,7 +59,14 @@ class ResidualAgent(nn.Module):
 
 
 class NormalisedSpace:
-    """Map raw states and actions to the base policy's normalised units and back."""
+    """
+    Map raw states and actions to the base policy's normalised units and back.
+
+    A base with an action frame fitted its action statistics on actions seen
+    in that frame, so world actions are turned into the frame at the state
+    they are taken in before normalising (and back after): world actions
+    normalised with frame ranges would leave [-1, 1] and be clamped.
+    """
 
     def __init__(self, policy: DiffusionPolicy):
         self.device = policy.device
@@ -68,14 +77,26 @@ class NormalisedSpace:
         """Return normalised states as a float32 tensor."""
         return self.policy.normalize_state(np.asarray(states, np.float32))
 
-    def action_norm(self, actions: np.ndarray) -> torch.Tensor:
-        """Return normalised actions as a float32 tensor."""
-        return self.action.normalize(torch.as_tensor(np.asarray(actions, np.float32),
-                                                     device=self.device))
+    def action_norm(self, actions: np.ndarray, states: np.ndarray) -> torch.Tensor:
+        """Return raw world ``actions (N, A)`` taken at raw ``states (N, S)``, normalised."""
+        actions = torch.as_tensor(np.asarray(actions, np.float32), device=self.device)
+        frame = self.policy.action_frame
+        if frame is not None:
+            actions = frame.to_frame(actions, self._heading(states))
+        return self.action.normalize(actions)
 
-    def action_raw(self, actions_norm: torch.Tensor) -> np.ndarray:
-        """Return raw float64 actions for normalised ones."""
-        return self.action.denormalize(actions_norm).double().cpu().numpy()
+    def action_raw(self, actions_norm: torch.Tensor, states: np.ndarray) -> np.ndarray:
+        """Return raw float64 world actions for normalised ones taken at raw ``states``."""
+        actions = self.action.denormalize(actions_norm)
+        frame = self.policy.action_frame
+        if frame is not None:
+            actions = frame.to_world(actions, self._heading(states))
+        return actions.double().cpu().numpy()
+
+    def _heading(self, states: np.ndarray) -> torch.Tensor:
+        """Return the action frame's heading ``(N,)`` at raw ``states (N, S)``."""
+        return self.policy.action_frame.heading(
+            torch.as_tensor(np.asarray(states, np.float32), device=self.device))
 
 
 def residual_config_for(policy: DiffusionPolicy, **settings) -> ResidualConfig:
@@ -138,12 +159,14 @@ class ResidualPolicyRunner(BCPolicyRunner):
         """
         base = super().act_from_observation(state, images)
         with torch.no_grad():  # not inference mode: PPO later backpropagates through these
-            state_norm = self.space.state_norm(np.asarray(state)[None])
-            base_norm = self.space.action_norm(base[None])
+            states = np.asarray(state)[None]
+            state_norm = self.space.state_norm(states)
+            base_norm = self.space.action_norm(base[None], states)
             residual, log_prob = self.agent.actor.act(state_norm, base_norm,
                                                       deterministic=not explore)
             value = self.agent.critic(state_norm, base_norm)
-            action = self.space.action_raw(self.agent.actor.combine(base_norm, residual))[0]
+            action = self.space.action_raw(self.agent.actor.combine(base_norm, residual),
+                                           states)[0]
         return action, ResidualStep(state_norm[0], base_norm[0], residual[0], log_prob[0],
                                     value[0])
 

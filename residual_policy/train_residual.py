@@ -302,11 +302,11 @@ class ResidualTrainer:
         plan_s = self.base.plan_seconds
         for _ in range(steps):
             state = self.space.state_norm(self.obs)
-            base = self.space.action_norm(self.base_action)
+            base = self.space.action_norm(self.base_action, self.obs)
             residual, log_prob = self.agent.actor.act(state, base)
             with torch.no_grad():
                 value = self.agent.critic(state, base)
-            action = self.space.action_raw(self.agent.actor.combine(base, residual))
+            action = self.space.action_raw(self.agent.actor.combine(base, residual), self.obs)
             self.obs, reward, terminated, truncated, _ = self.envs.step(action)
             ended = terminated | truncated
             self.tracker.step(reward, terminated, truncated)
@@ -321,7 +321,7 @@ class ResidualTrainer:
         batch = {k: torch.stack(v) for k, v in store.items()}
         with torch.no_grad():
             last_value = self.agent.critic(self.space.state_norm(self.obs),
-                                           self.space.action_norm(self.base_action))
+                                           self.space.action_norm(self.base_action, self.obs))
         batch['advantages'], batch['returns'] = compute_gae(
             batch['rewards'], batch['values'], batch['dones'], last_value,
             torch.as_tensor(self.episode_start), self.ppo.gamma, self.ppo.gae_lambda)
@@ -348,10 +348,10 @@ class ResidualTrainer:
             outcome = np.zeros(n, dtype=bool)
             length = np.zeros(n, dtype=np.int64)
             while running.any():
-                base = self.space.action_norm(self.base.act(obs))
+                base = self.space.action_norm(self.base.act(obs), obs)
                 state = self.space.state_norm(obs)
                 residual, _ = self.agent.actor.act(state, base, deterministic=True)
-                action = self.space.action_raw(self.agent.actor.combine(base, residual))
+                action = self.space.action_raw(self.agent.actor.combine(base, residual), obs)
                 obs, _, terminated, truncated, _ = self.envs.step(action)
                 length += running
                 outcome |= running & terminated

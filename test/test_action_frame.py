@@ -1,4 +1,4 @@
-"""Action frames: rotation round trips, config checks, and a policy that learns in one."""
+"""Action frames: rotation round trips, config checks, a policy that learns in one, residuals."""
 
 import json
 import math
@@ -11,6 +11,8 @@ from visual_rl_stack.residual_policy.action_frame import ActionFrame, rotate_pla
 from visual_rl_stack.residual_policy.diffusion_policy import (DiffusionPolicy,
                                                               DiffusionPolicyConfig,
                                                               fit_normalizers)
+from visual_rl_stack.residual_policy.residual_actor_critic import ResidualActor
+from visual_rl_stack.residual_policy.residual_agent import NormalisedSpace, residual_config_for
 
 LABELS = (('ee_position', 3), ('gripper_width', 1), ('block_position', 3),
           ('goal_position', 3))
@@ -111,3 +113,23 @@ def test_a_policy_learns_in_the_frame_and_acts_in_world_coordinates():
     # Headings span the circle, so without the rotation back most would point elsewhere.
     assert cosine.min() > math.cos(math.radians(10))
     assert torch.allclose(predicted.norm(dim=-1), expected.norm(dim=-1), atol=0.004)
+
+
+def test_residual_space_sees_base_actions_in_the_frame_and_returns_them_unchanged():
+    """World actions normalised with frame ranges would be clamped; in the frame they fit."""
+    rng = np.random.default_rng(2)
+    states, actions = _pushes(256, rng)
+    config = _config()
+    policy = DiffusionPolicy(config, fit_normalizers(config, actions.reshape(-1, 7),
+                                                     np.repeat(states, 8, axis=1).reshape(-1, 10)))
+    space = NormalisedSpace(policy)
+    test_states, test_actions = _pushes(16, np.random.default_rng(3))
+    world, at = test_actions[:, 0], test_states[:, 0]
+    base_norm = space.action_norm(world, at)
+    assert base_norm.abs().max() <= 1.0 + 1e-5
+    actor = ResidualActor(residual_config_for(policy))
+    zero = torch.zeros_like(base_norm)
+    sent = space.action_raw(actor.combine(base_norm, zero), at)
+    np.testing.assert_allclose(sent, world, atol=1e-6)
+    # Seen in world axes the same actions span directions the frame ranges never saw.
+    assert policy.normalizers['action'].normalize(torch.as_tensor(world)).abs().max() > 1.5
