@@ -6,8 +6,9 @@ residual actor looks at the current state and the base action of this control
 step and adds a correction every step, closing the loop. Everything here works
 in normalised units: states are min-max normalised and clamped to
 ``±state_clip`` (so out-of-range observations cannot saturate the MLP), base
-actions lie in [-1, 1], and the action sent is
-``clamp(base + residual_scale * residual, -1, 1)`` before denormalising.
+actions lie in [-1, 1] (in the frame they were planned in), and the action sent is
+``base + residual_scale * residual``, clamped to [-1, 1] (or to the base
+action where that lies outside), before denormalising.
 The small ``residual_scale`` keeps exploration noise and early, poorly trained
 corrections within a narrow band around the demonstrated behaviour.
 """
@@ -135,12 +136,19 @@ class ResidualActor(nn.Module):
 
     def combine(self, base_action_norm: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """
-        Return ``clamp(base + residual_scale * residual, -1, 1)`` in normalised action space.
+        Return ``base + residual_scale * residual`` clamped to [-1, 1] or to the base action.
 
-        The clamp keeps the sent action inside the demonstrated range; the
+        The clamp keeps the correction from pushing the sent action out of the
+        demonstrated range, but never moves the base action itself: a base
+        with an action frame plans in the frame of its chunk's first state,
+        and seen in the frame of a later step (near a target the facing
+        direction turns fast) its action can lie outside [-1, 1]. The
         log-probability stays that of the raw residual, which PPO optimises.
         """
-        return (base_action_norm + self.config.residual_scale * residual).clamp(-1.0, 1.0)
+        low = torch.minimum(base_action_norm, torch.full_like(base_action_norm, -1.0))
+        high = torch.maximum(base_action_norm, torch.full_like(base_action_norm, 1.0))
+        summed = base_action_norm + self.config.residual_scale * residual
+        return torch.maximum(torch.minimum(summed, high), low)
 
 
 class Critic(nn.Module):

@@ -133,3 +133,31 @@ def test_residual_space_sees_base_actions_in_the_frame_and_returns_them_unchange
     np.testing.assert_allclose(sent, world, atol=1e-6)
     # Seen in world axes the same actions span directions the frame ranges never saw.
     assert policy.normalizers['action'].normalize(torch.as_tensor(world)).abs().max() > 1.5
+
+
+def _pushes_with_sideways(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``_pushes`` whose steps also correct sideways by up to 2 mm (in the frame)."""
+    states, chunks = _pushes(n, rng)
+    heading = np.arctan2(states[:, 0, 8] - states[:, 0, 5], states[:, 0, 7] - states[:, 0, 4])
+    sideways = rng.uniform(-0.002, 0.002, n)
+    chunks[:, :, 0] -= (sideways * np.sin(heading))[:, None]
+    chunks[:, :, 1] += (sideways * np.cos(heading))[:, None]
+    return states, chunks
+
+
+def test_zero_residual_sends_the_base_action_seen_in_another_steps_frame():
+    """Planned in one frame, taken where the facing has turned: clamping would change it."""
+    states, actions = _pushes_with_sideways(256, np.random.default_rng(4))
+    config = _config()
+    policy = DiffusionPolicy(config, fit_normalizers(config, actions.reshape(-1, 7),
+                                                     np.repeat(states, 8, axis=1).reshape(-1, 10)))
+    space = NormalisedSpace(policy)
+    test_states, test_actions = _pushes_with_sideways(16, np.random.default_rng(5))
+    world = test_actions[:, 0]
+    # The same actions taken at the other scenes' states: frames turned at random.
+    turned = test_states[::-1, 0].copy()
+    base_norm = space.action_norm(world, turned)
+    assert base_norm.abs().max() > 1.05
+    actor = ResidualActor(residual_config_for(policy))
+    sent = space.action_raw(actor.combine(base_norm, torch.zeros_like(base_norm)), turned)
+    np.testing.assert_allclose(sent, world, atol=1e-6)

@@ -42,6 +42,17 @@ def test_combine_scales_the_residual_and_clamps_to_the_action_range():
     assert torch.allclose(combined, torch.tensor([[0.7, 1.0]]))
 
 
+def test_combine_never_clamps_the_base_action_itself():
+    """A base action outside [-1, 1] is sent as is; a correction may only bring it back."""
+    actor = ResidualActor(_small_config(residual_scale=0.5))
+    base = torch.tensor([[1.3, -1.2]])
+    assert torch.equal(actor.combine(base, torch.zeros_like(base)), base)
+    outward = actor.combine(base, torch.tensor([[1.0, -1.0]]))
+    assert torch.equal(outward, base)
+    inward = actor.combine(base, torch.tensor([[-1.0, 1.0]]))
+    assert torch.allclose(inward, torch.tensor([[0.8, -0.7]]))
+
+
 def test_log_std_is_trainable_only_when_asked():
     fixed = ResidualActor(_small_config())
     learned = ResidualActor(_small_config(learn_log_std=True, init_log_std=-0.5))
