@@ -133,21 +133,26 @@ def _policy_rows(policy: str, episodes: int, seed_start: int) -> list[dict[str, 
     Return the report rows of one policy: a residual run's own frozen base first.
 
     The base is the copy the residual was trained on (``RUN2/checkpoint``), not
-    whatever BC model now ships under the base's name, so the two rows compare.
+    whatever BC model now ships under the base's name, run as the residual runs
+    it (DDIM steps, noise scale, actions per chunk), so the two rows compare.
     """
     from .models import resolve_policy
-    from .residual_policy.bc_runner import CHECKPOINT
+    from .residual_policy.bc_runner import CHECKPOINT, resolve_run
     from .residual_policy.residual_agent import is_residual_run
     path = resolve_policy(policy)
     rows = []
     if is_residual_run(path):
+        trained = resolve_run(path)[1] or {}
+        base_settings = {'num_inference_steps': trained.get('base_inference_steps'),
+                         'noise_scale': trained.get('base_noise_scale'),
+                         'action_steps': trained.get('base_action_steps')}
         rows.append(_policy_row(str(path / CHECKPOINT), episodes, seed_start,
-                                label=f'{policy} (its frozen base)'))
+                                label=f'{policy} (its frozen base)', **base_settings))
     return rows + [_policy_row(policy, episodes, seed_start)]
 
 
 def _policy_row(policy: str, episodes: int, seed_start: int,
-                label: Optional[str] = None) -> dict[str, Any]:
+                label: Optional[str] = None, **settings: Any) -> dict[str, Any]:
     """Run one BC or residual policy through the policy node on its task; summarise it."""
     from .models import resolve_policy
     from .residual_policy.bc_runner import resolve_run
@@ -157,7 +162,7 @@ def _policy_row(policy: str, episodes: int, seed_start: int,
     task = (run_config or {}).get('task')
     if task is None:
         raise ValueError(f'policy {policy!r} has no run config naming its task')
-    result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False)
+    result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False, **settings)
     kind = 'BC + residual' if is_residual_run(resolve_policy(policy)) else 'BC'
     print(f'demo: {kind} policy {label or policy} on {task} through the policy node: '
           f'{result["successes"]}/{episodes} successes')
