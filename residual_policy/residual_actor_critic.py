@@ -145,10 +145,9 @@ class ResidualActor(nn.Module):
         direction turns fast) its action can lie outside [-1, 1]. The
         log-probability stays that of the raw residual, which PPO optimises.
         """
-        low = torch.minimum(base_action_norm, torch.full_like(base_action_norm, -1.0))
-        high = torch.maximum(base_action_norm, torch.full_like(base_action_norm, 1.0))
         summed = base_action_norm + self.config.residual_scale * residual
-        return torch.maximum(torch.minimum(summed, high), low)
+        return summed.clamp(min=base_action_norm.clamp(max=-1.0),
+                            max=base_action_norm.clamp(min=1.0))
 
 
 class Critic(nn.Module):
