@@ -30,6 +30,12 @@ Run folder (besides ``config.json``, ``checkpoint/`` and ``residual/`` of
     RUN/summary.json        env steps, wall time, baseline, best and when the kept one was
 
 ``resume=True`` continues from ``residual_last`` with fresh episodes.
+``init_residual`` starts a new run from another run's (or a shipped model's)
+residual, actor and critic, over the same frozen base at the same base
+settings; the optimisers and the reward scaling start afresh, so
+``critic_warmup_updates`` lets the critic catch up with the new scaling
+first. Its summary names the residual it started from and that one's own
+training, so the total cost stays on the record.
 """
 
 from dataclasses import asdict, dataclass
@@ -52,12 +58,14 @@ from .batched_base import BatchedBasePolicy
 from .bc_runner import CHECKPOINT, resolve_run, RUN_CONFIG
 from .diffusion_policy import DiffusionPolicy
 from .ppo import compute_gae, make_optimizers, ppo_update, PPOConfig, RewardNormalizer
-from .residual_agent import (NormalisedSpace, residual_config_for, RESIDUAL_DIR,
-                             ResidualAgent)
+from .residual_agent import (is_residual_run, NormalisedSpace, residual_config_for,
+                             RESIDUAL_DIR, ResidualAgent)
 from .residual_env import make_residual_envs, TRAIN_SEED_FLOOR
 from .train_bc import METRICS, TENSORBOARD, TRAINING_STATE
+from ..checkpoints import same_checkpoint
 from ..evaluation import machine_description, write_json
 from ..graph import flatten_mapping
+from ..models import MODEL_CARD
 
 PathLike = Union[str, os.PathLike]
 LAST_DIR = 'residual_last'
@@ -83,6 +91,7 @@ class ResidualTrainSettings:
     reward: str = 'sparse'
     seed: int = 0
     time_limit_min: Optional[float] = None
+    init_residual: Optional[str] = None
 
     def check(self) -> None:
         """Raise ValueError listing every setting that cannot work."""
@@ -151,11 +160,12 @@ class ResidualTrainer:
         self.policy = DiffusionPolicy.from_checkpoint(base_checkpoint)
         self.space = NormalisedSpace(self.policy)
         self.base_action_steps = self.policy.config.executed_steps(settings.base_action_steps)
-        if saved is None:
-            self.agent = ResidualAgent(residual_config_for(self.policy, **residual_settings))
+        if saved is not None:
+            self.agent = ResidualAgent.from_checkpoint(out_dir / LAST_DIR).train()
+        elif settings.init_residual is not None:
+            self.agent = self._initial_residual(base_checkpoint, residual_settings)
         else:
-            self.agent = ResidualAgent.from_checkpoint(out_dir / LAST_DIR)
-            self.agent.train()
+            self.agent = ResidualAgent(residual_config_for(self.policy, **residual_settings))
         self.optimizers = make_optimizers(self.agent.actor, self.agent.critic, ppo)
         self.reward_scale = RewardNormalizer(settings.envs, ppo.gamma, ppo.reward_clip)
         self.env_steps, self.iteration, self.wall_s = 0, 0, 0.0
@@ -183,10 +193,35 @@ class ResidualTrainer:
         if run_config.get('task') not in (None, settings.task):
             raise ValueError(f'base {settings.base} was trained on {run_config["task"]!r}, '
                              f'not {settings.task!r}')
-        if (checkpoint.parent / RESIDUAL_DIR).is_dir():
+        if is_residual_run(checkpoint.parent):
             raise ValueError(f'base {settings.base} is itself a residual run; '
                              'train on the BC run it refines')
         return checkpoint, run_config
+
+    def _initial_residual(self, base_checkpoint: Path,
+                          residual_settings: Mapping[str, Any]) -> ResidualAgent:
+        """Load ``init_residual``'s agent; refuse one trained over another base or settings."""
+        name = self.settings.init_residual
+        checkpoint, run_config = resolve_run(name)
+        if not is_residual_run(checkpoint.parent):
+            raise ValueError(f'init residual {name} is not a residual run (no '
+                             f'{RESIDUAL_DIR}/ inside)')
+        if residual_settings:
+            raise ValueError(f'residual settings ({", ".join(sorted(residual_settings))}) '
+                             f'cannot be changed when starting from {name}: it keeps its own')
+        if not same_checkpoint(checkpoint, base_checkpoint):
+            raise ValueError(f'init residual {name} was trained over another base than '
+                             f'{self.settings.base}')
+        run_config = run_config or {}
+        ours = {'base_inference_steps': self.settings.base_inference_steps,
+                'base_noise_scale': self.settings.base_noise_scale,
+                'base_action_steps': self.base_action_steps}
+        different = [f'{k} {run_config.get(k)} (here {v})' for k, v in ours.items()
+                     if run_config.get(k) != v]
+        if different:
+            raise ValueError(f'init residual {name} ran its base with other settings: '
+                             + ', '.join(different))
+        return ResidualAgent.from_checkpoint(checkpoint.parent / RESIDUAL_DIR).train()
 
     #: Settings a resumed run may change: how long it trains.
     RESUMABLE = ('total_steps', 'time_limit_min')
@@ -377,7 +412,9 @@ class ResidualTrainer:
             if value is not None and name not in ('env_steps', 'iteration'):
                 writer.add_scalar(name, value, self.env_steps)
         writer.flush()
-        plot_learning_curve(self.history, self.out_dir / CURVE_PLOT, self.settings.task)
+        start = self.settings.init_residual
+        plot_learning_curve(self.history, self.out_dir / CURVE_PLOT, self.settings.task,
+                            'frozen BC' if start is None else f'start: {start}')
 
     def _save(self, best_changed: bool) -> None:
         """Write the latest residual and training state; the best residual when it improved."""
@@ -412,18 +449,31 @@ class ResidualTrainer:
                           self.settings.val_seed_start + self.settings.val_episodes - 1],
             'rollout_steps_per_s': float(np.median(rates)) if rates else None,
             'date': _now(), 'machine': machine_description()}
+        if self.settings.init_residual is not None:
+            summary['init_residual'] = self.settings.init_residual
+            summary['init_training'] = prior_training(self.settings.init_residual)
         write_json(summary, self.out_dir / SUMMARY)
         return summary
 
 
-def plot_learning_curve(history: list[dict], out_path: Path, task: str) -> None:
+def prior_training(name: str) -> Optional[dict]:
+    """Return how a residual run or shipped residual was trained (its summary or card)."""
+    run = resolve_run(name)[0].parent
+    if (run / SUMMARY).is_file():
+        return json.loads((run / SUMMARY).read_text())
+    card = run / MODEL_CARD
+    return json.loads(card.read_text()).get('training') if card.is_file() else None
+
+
+def plot_learning_curve(history: list[dict], out_path: Path, task: str,
+                        start_label: str = 'frozen BC') -> None:
     """Draw validation and rollout success, and rollout return, against env steps."""
     figure = Figure(figsize=(10, 4), dpi=100)
     success_axes, return_axes = figure.subplots(1, 2)
     evaluated = [r for r in history if 'val_success' in r]
     if evaluated:
         success_axes.axhline(evaluated[0]['val_success'], color='grey', linestyle='--',
-                             label='frozen BC (validation)')
+                             label=f'{start_label} (validation)')
         success_axes.plot([r['env_steps'] for r in evaluated],
                           [r['val_success'] for r in evaluated], marker='o',
                           label='BC + residual (validation, deterministic)')

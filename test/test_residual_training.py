@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 import json
+import shutil
 
 from conftest import make_residual_run
 import numpy as np
@@ -176,6 +177,43 @@ def test_training_refuses_to_overwrite_and_resumes(residual_run):
     assert summary['env_steps'] == 120 and summary['iterations'] == 3
     sessions = json.loads((out / 'config.json').read_text())['sessions']
     assert [s['from_env_step'] for s in sessions] == [0, 80]
+
+
+def test_training_starts_from_another_runs_residual_over_its_base(residual_run, tmp_path):
+    out, _ = residual_run
+    start = ResidualAgent.from_checkpoint(out / 'residual')
+    settings = ResidualTrainSettings(task='lift', base=str(out.parent / 'bc'), envs=2,
+                                     total_steps=40, rollout_steps=20, eval_every=1,
+                                     val_episodes=2, init_residual=str(out))
+    ppo = replace(RUN_PPO, critic_warmup_updates=2)  # only the critic moves in this run
+
+    def train(folder, settings=settings, residual_settings=None):
+        return train_residual(tmp_path / folder, settings, residual_settings, ppo,
+                              progress=False, asynchronous=False)
+
+    with pytest.raises(ValueError, match='keeps its own'):
+        train('a', residual_settings={'init_log_std': -2})
+    with pytest.raises(ValueError, match='base_inference_steps 4 [(]here 8[)]'):
+        train('b', replace(settings, base_inference_steps=8))
+    other_base = tmp_path / 'other_bc'
+    shutil.copytree(out.parent / 'bc', other_base)
+    stats_path = other_base / 'checkpoint' / 'normalization.json'
+    stats = json.loads(stats_path.read_text())
+    stats['action']['high'][0] += 0.01
+    stats_path.write_text(json.dumps(stats))
+    with pytest.raises(ValueError, match='another base'):
+        train('c', replace(settings, base=str(other_base)))
+    with pytest.raises(ValueError, match='not a residual run'):
+        train('d', replace(settings, init_residual=str(out.parent / 'bc')))
+
+    summary = train('e')
+    kept = ResidualAgent.from_checkpoint(tmp_path / 'e' / 'residual_last')
+    for name, tensor in start.actor.state_dict().items():
+        assert torch.equal(kept.actor.state_dict()[name], tensor), name
+    assert not all(torch.equal(kept.critic.state_dict()[k], v)
+                   for k, v in start.critic.state_dict().items())
+    assert summary['init_residual'] == str(out)
+    assert summary['init_training'] == json.loads((out / 'summary.json').read_text())
 
 
 def test_training_refuses_a_base_for_another_task(base_run, tmp_path):

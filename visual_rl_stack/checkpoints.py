@@ -83,6 +83,15 @@ def load_checkpoint(path: PathLike, build_fn: BuildFn, kind: Optional[str] = Non
     return model.to(device)
 
 
+def same_checkpoint(first: PathLike, second: PathLike) -> bool:
+    """Return whether two checkpoint folders hold the same model: config, statistics, weights."""
+    if read_checkpoint_config(first) != read_checkpoint_config(second):
+        return False
+    a, b = (load_file(str(Path(path) / WEIGHTS_FILE)) for path in (first, second))
+    return a.keys() == b.keys() and all(
+        a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
 def _check_state_matches(expected: dict, found: dict, path: Path) -> None:
     """Raise ValueError listing missing, unexpected and mis-shaped tensors."""
     problems = []

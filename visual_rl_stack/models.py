@@ -254,7 +254,8 @@ def _residual_training(run: Path, run_config: dict) -> dict:
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     keys = ('env_steps', 'wall_s', 'baseline_val_success', 'best_val_success',
             'best_at_env_steps', 'best_at_wall_s')
-    return {'base': run_config.get('base'), **{k: summary.get(k) for k in keys}}
+    started_from = {k: summary[k] for k in ('init_residual', 'init_training') if k in summary}
+    return {'base': run_config.get('base'), **{k: summary.get(k) for k in keys}, **started_from}
 
 
 def _evaluation_summary(evaluation: Optional[dict]) -> Optional[dict]:

@@ -6,6 +6,8 @@ Example::
     vrl train-residual --task stack --base bc_state_stack --out runs/rl/stack --envs 8
     vrl train-residual --task stack --base bc_state_stack --out runs/rl/stack \\
         --total-steps 2000000 --resume
+    vrl train-residual --task stack --base bc_state_stack --out runs/rl/stack2 \\
+        --init-residual runs/rl/stack
 
 ``--base`` is a shipped model name (``vrl models``) or a state-based BC run
 folder. Residual and PPO settings other than the flags are given as
@@ -59,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ppo', dest='ppo_overrides', type=parse_override, action='append',
                         default=[], metavar='KEY=VALUE',
                         help='override a PPOConfig field, e.g. actor_lr=1e-4')
+    parser.add_argument('--init-residual', default=None, metavar='RUN',
+                        help='start from the residual (actor and critic) of this residual run '
+                             'or shipped model, trained over the same base and base settings')
     parser.add_argument('--resume', action='store_true',
                         help='continue the run in --out from its training state')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
@@ -74,12 +79,13 @@ def main(args: argparse.Namespace) -> int:
         base_noise_scale=args.base_noise_scale, base_action_steps=args.base_action_steps,
         eval_every=args.eval_every, val_episodes=args.val_episodes,
         val_seed_start=args.val_seed_start, reward=args.reward, seed=args.seed,
-        time_limit_min=args.time_limit_min)
+        time_limit_min=args.time_limit_min, init_residual=args.init_residual)
     ppo = PPOConfig.from_dict({**PPOConfig().to_dict(), **dict(args.ppo_overrides)})
     summary = train_residual(args.out, settings, dict(args.residual_overrides), ppo,
                              resume=args.resume, progress=not args.no_progress)
+    start = 'frozen base' if args.init_residual is None else f'start: {args.init_residual}'
     print(f'residual on {args.task}: validation success {summary["baseline_val_success"]:.0%}'
-          f' (frozen base) -> best {summary["best_val_success"]:.0%} at '
+          f' ({start}) -> best {summary["best_val_success"]:.0%} at '
           f'{summary["best_at_env_steps"]} env steps; {summary["env_steps"]} steps in '
           f'{summary["wall_s"] / 60:.1f} min; best residual in {args.out}/residual')
     return 0
