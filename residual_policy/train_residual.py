@@ -213,11 +213,15 @@ class ResidualTrainer:
             raise ValueError(f'init residual {name} was trained over another base than '
                              f'{self.settings.base}')
         run_config = run_config or {}
+        theirs = {  # runs from before a setting existed ran with its default
+            'base_inference_steps': run_config.get('base_inference_steps'),
+            'base_noise_scale': run_config.get('base_noise_scale', 1.0),
+            'base_action_steps': self.policy.config.executed_steps(
+                run_config.get('base_action_steps'))}
         ours = {'base_inference_steps': self.settings.base_inference_steps,
                 'base_noise_scale': self.settings.base_noise_scale,
                 'base_action_steps': self.base_action_steps}
-        different = [f'{k} {run_config.get(k)} (here {v})' for k, v in ours.items()
-                     if run_config.get(k) != v]
+        different = [f'{k} {theirs[k]} (here {v})' for k, v in ours.items() if theirs[k] != v]
         if different:
             raise ValueError(f'init residual {name} ran its base with other settings: '
                              + ', '.join(different))

@@ -195,6 +195,11 @@ def test_training_starts_from_another_runs_residual_over_its_base(residual_run, 
         train('a', residual_settings={'init_log_std': -2})
     with pytest.raises(ValueError, match='base_inference_steps 4 [(]here 8[)]'):
         train('b', replace(settings, base_inference_steps=8))
+    with pytest.raises(ValueError, match='base_noise_scale 1.0 [(]here 0.0[)]'):
+        train('b', replace(settings, base_noise_scale=0.0))
+    older = make_residual_run(out.parent / 'bc', tmp_path / 'older')  # no noise or action steps
+    summary = train('older_start', replace(settings, init_residual=str(older), total_steps=20))
+    assert summary['init_residual'] == str(older)
     other_base = tmp_path / 'other_bc'
     shutil.copytree(out.parent / 'bc', other_base)
     stats_path = other_base / 'checkpoint' / 'normalization.json'
