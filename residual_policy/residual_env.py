@@ -31,7 +31,7 @@ import numpy as np
 from .bc_runner import sim_observation
 from ..sim.config import SimConfig
 from ..sim.scene import StepResult, TabletopSim
-from ..sim.tasks import has_goal_distance, make_task, TASKS
+from ..sim.tasks import has_goal_distance, has_tilt, make_task, TASKS
 from ..sim.vector_env import CONTEXT
 
 #: Unseeded resets draw episode seeds from [TRAIN_SEED_FLOOR, TRAIN_SEED_FLOOR + 2**30).
@@ -92,11 +92,50 @@ class ShapedReward:
         return gained / SHAPING_METRES + sparse_reward(sim, result)
 
 
+#: Lean (rad) the upright reward charges as much for as one success pays: lying flat.
+UPRIGHT_RADIANS = np.pi / 2
+
+
+class UprightReward:
+    """
+    The sparse reward minus the growth of the task object's tilt (potential-based shaping).
+
+    Each step pays ``(previous tilt - tilt) / UPRIGHT_RADIANS``: tipping the
+    peg over costs as much as an insertion earns, righting it earns it back.
+    Aimed at the failure measured on peg_insert (``tools/peg_failure_modes.py``:
+    most failed episodes end with the peg toppled or held crooked), so the
+    residual is told at once when a correction tips the peg instead of only
+    by the missing success at the end. Needs a task with ``tilt``.
+    """
+
+    def __init__(self) -> None:
+        self.tilt: Optional[float] = None
+
+    def reset(self, sim: TabletopSim) -> None:
+        """Measure the new episode's starting tilt."""
+        self.tilt = sim.task.tilt()
+
+    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
+        """Return the reward of this step."""
+        if self.tilt is None:
+            raise RuntimeError('UprightReward needs reset(sim) at the start of every episode')
+        tilt = sim.task.tilt()
+        righted, self.tilt = self.tilt - tilt, tilt
+        return righted / UPRIGHT_RADIANS + sparse_reward(sim, result)
+
+
 #: Reward name -> factory of a reward function (a fresh one per environment).
 REWARD_FUNCTIONS: dict[str, Callable[[], RewardFunction]] = {
     'sparse': lambda: sparse_reward,
     'stages': StageReward,
     'shaped': ShapedReward,
+    'upright': UprightReward,
+}
+
+#: Reward name -> (what it measures, the test of whether a task defines it).
+REWARD_NEEDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    'shaped': ('a goal distance', has_goal_distance),
+    'upright': ('a tilt', has_tilt),
 }
 
 
@@ -104,15 +143,17 @@ def make_reward(name: str, task: Optional[str] = None) -> RewardFunction:
     """
     Return a new reward function by name.
 
-    Unknown names raise ValueError, and so does ``shaped`` for a ``task``
-    (when given) that defines no goal distance.
+    Unknown names raise ValueError, and so does a reward that measures
+    something (:data:`REWARD_NEEDS`) the ``task`` (when given) does not define.
     """
     if name not in REWARD_FUNCTIONS:
         raise ValueError(f'unknown reward {name!r}; known: {", ".join(sorted(REWARD_FUNCTIONS))}')
-    if name == 'shaped' and task is not None and not has_goal_distance(make_task(task)):
-        shaped = sorted(n for n, cls in TASKS.items() if has_goal_distance(cls))
-        raise ValueError(f'the shaped reward needs a task with a goal distance '
-                         f'({", ".join(shaped)}), not {task!r}')
+    if name in REWARD_NEEDS and task is not None:
+        what, defines = REWARD_NEEDS[name]
+        if not defines(make_task(task)):
+            able = sorted(n for n, cls in TASKS.items() if defines(cls))
+            raise ValueError(f'the {name} reward needs a task with {what} '
+                             f'({", ".join(able)}), not {task!r}')
     return REWARD_FUNCTIONS[name]()
 
 

@@ -6,6 +6,7 @@ import shutil
 
 from conftest import make_residual_run
 import numpy as np
+import pybullet as pb
 import pytest
 import torch
 
@@ -19,7 +20,8 @@ from visual_rl_stack.residual_policy.ppo import PPOConfig
 from visual_rl_stack.residual_policy.residual_agent import (open_policy_runner, ResidualAgent,
                                                             ResidualPolicyRunner)
 from visual_rl_stack.residual_policy.residual_env import (make_reward, ResidualTaskEnv,
-                                                          SHAPING_METRES, TRAIN_SEED_FLOOR)
+                                                          SHAPING_METRES, TRAIN_SEED_FLOOR,
+                                                          UPRIGHT_RADIANS)
 from visual_rl_stack.residual_policy.train_bc import train_bc
 from visual_rl_stack.residual_policy.train_residual import (ResidualTrainSettings,
                                                             train_residual)
@@ -135,6 +137,39 @@ def test_shaped_reward_pays_the_goal_distance_closed():
         sim.close()
     with pytest.raises(ValueError, match='goal distance'):
         make_reward('shaped', 'lift')
+
+
+def test_upright_reward_charges_the_peg_tipping_over():
+    still = StepResult(0.0, False, False, False, {})
+    sim = TabletopSim(SimConfig(task='peg_insert', cameras=()))
+    try:
+        sim.reset(seed=5)
+        reward = make_reward('upright', 'peg_insert')
+        reward.reset(sim)
+        assert sim.task.tilt() == pytest.approx(0.0, abs=1e-3)
+        assert reward(sim, still) == pytest.approx(0.0, abs=1e-6)
+        position = sim.task.pose(sim.task.peg)[0]
+
+        def lean(angle: float) -> None:
+            orientation = pb.getQuaternionFromEuler((angle, 0.0, 0.3))
+            pb.resetBasePositionAndOrientation(sim.task.peg, position, orientation,
+                                               physicsClientId=sim.task.client)
+            sim.task.invalidate()
+
+        lean(np.pi / 2)
+        assert sim.task.tilt() == pytest.approx(np.pi / 2, abs=1e-6)
+        assert reward(sim, still) == pytest.approx(-1.0, abs=1e-3)
+        lean(np.pi / 6)
+        assert reward(sim, still) == pytest.approx(np.pi / 3 / UPRIGHT_RADIANS, abs=1e-6)
+        lean(0.0)
+        assert reward(sim, StepResult(1.0, True, True, False, {})) == pytest.approx(
+            1.0 + np.pi / 6 / UPRIGHT_RADIANS, abs=1e-6)
+    finally:
+        sim.close()
+    with pytest.raises(ValueError, match='needs a task with a tilt \\(peg_insert\\)'):
+        make_reward('upright', 'stack')
+    with pytest.raises(RuntimeError, match='reset'):
+        make_reward('upright')(None, still)
 
 
 def test_training_writes_a_complete_run(residual_run):

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--reward', choices=sorted(REWARD_FUNCTIONS), default='sparse',
                         help='reward function (sparse: +1 on success; stages: +1 per new '
                              'stage of a multi-stage task too; shaped: sparse plus the '
-                             "decrease of the task's goal distance, 1 per 5 cm)")
+                             "decrease of the task's goal distance, 1 per 5 cm; upright: "
+                             "sparse minus the growth of the peg's tilt, 1 per 90 degrees)")
     parser.add_argument('--seed', type=int, default=0, help='training seed')
     parser.add_argument('--time-limit-min', type=float, default=None,
                         help='stop this session after N minutes (at an iteration boundary)')

@@ -1,6 +1,6 @@
 """Tabletop tasks and their registry."""
 
-from .base import has_goal_distance, Task
+from .base import has_goal_distance, has_tilt, Task
 from .lift import LiftTask
 from .peg_insert import PegInsertTask
 from .pick_place import PickPlaceTask
@@ -22,4 +22,4 @@ def make_task(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ['TASKS', 'Task', 'has_goal_distance', 'make_task']
+__all__ = ['TASKS', 'Task', 'has_goal_distance', 'has_tilt', 'make_task']

@@ -95,6 +95,15 @@ class Task:
         """
         raise NotImplementedError(f'task {self.name!r} defines no goal distance')
 
+    def tilt(self) -> float:
+        """
+        Return how far (rad) the object that must stay upright leans from vertical.
+
+        Only tasks whose object is lost once it tips over define it (see
+        :func:`has_tilt`); the others raise NotImplementedError.
+        """
+        raise NotImplementedError(f'task {self.name!r} defines no tilt')
+
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return object poses and goals (fixed keys and shapes per task)."""
         raise NotImplementedError
@@ -134,10 +143,26 @@ class Task:
         return create_box(self.client, half, color, mass)
 
 
+def _overrides(task: Union[Task, type], method: str) -> bool:
+    """Return whether ``task`` (instance or class) overrides an optional :class:`Task` method."""
+    cls = task if isinstance(task, type) else type(task)
+    return getattr(cls, method) is not getattr(Task, method)
+
+
 def has_goal_distance(task: Union[Task, type]) -> bool:
     """Return whether ``task`` (instance or class) defines :meth:`Task.goal_distance`."""
-    cls = task if isinstance(task, type) else type(task)
-    return cls.goal_distance is not Task.goal_distance
+    return _overrides(task, 'goal_distance')
+
+
+def has_tilt(task: Union[Task, type]) -> bool:
+    """Return whether ``task`` (instance or class) defines :meth:`Task.tilt`."""
+    return _overrides(task, 'tilt')
+
+
+def tilt_of(orientation: Sequence[float]) -> float:
+    """Return the angle (rad) between a body's z axis, given its xyzw orientation, and vertical."""
+    z_axis_up = pb.getMatrixFromQuaternion(orientation)[8]
+    return float(np.arccos(np.clip(z_axis_up, -1.0, 1.0)))
 
 
 def create_box(client: int, half: Sequence[float], color: Color, mass: float,

@@ -3,7 +3,7 @@
 import numpy as np
 import pybullet as pb
 
-from .base import OBJECT_FRICTION, RED, sample_positions, Task, YELLOW
+from .base import OBJECT_FRICTION, RED, sample_positions, Task, tilt_of, YELLOW
 
 PEG_HALF = 0.015
 PEG_HALF_HEIGHT = 0.04
@@ -83,6 +83,10 @@ class PegInsertTask(Task):
         descent = (max(bottom - (WALL_HEIGHT - INSERT_DEPTH), 0.0) if offset < HOLE_HALF
                    else WALL_HEIGHT)
         return offset + corner_shift + descent
+
+    def tilt(self) -> float:
+        """Return how far (rad) the peg's long axis leans from vertical; it must go in upright."""
+        return tilt_of(self.pose(self.peg)[1])
 
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return the peg pose and the hole's top-centre position and orientation."""
