@@ -61,75 +61,62 @@ class StageReward:
         return float(new) + sparse_reward(sim, result)
 
 
-#: Metres of goal distance the shaped reward pays as much for as one success.
-SHAPING_METRES = 0.05
-
-
-class ShapedReward:
+class CostShapedReward:
     """
-    The sparse reward plus the decrease of the task's goal distance (potential-based shaping).
+    The sparse reward plus the decrease of a cost of the scene (potential-based shaping).
 
-    Each step pays ``(previous distance - distance) / SHAPING_METRES``. A
-    difference of potentials leaves the optimal policy unchanged (Ng, Harada
-    and Russell, 1999; exactly for undiscounted returns, up to the discount's
-    ``1 - gamma`` otherwise) while a base that rarely succeeds gets a signal
-    for every millimetre it closes. Needs a task with ``goal_distance``.
+    Each step pays ``(previous cost - cost) / unit``. A difference of
+    potentials leaves the optimal policy unchanged (Ng, Harada and Russell,
+    1999; exactly for undiscounted returns, up to the discount's
+    ``1 - gamma`` otherwise) while the residual hears at once what a step did
+    instead of only by the success, or its absence, at the end.
     """
 
-    def __init__(self) -> None:
-        self.distance: Optional[float] = None
+    def __init__(self, cost: Callable[[TabletopSim], float], unit: float) -> None:
+        self.cost_fn, self.unit = cost, unit
+        self.cost: Optional[float] = None
 
     def reset(self, sim: TabletopSim) -> None:
-        """Measure the new episode's starting distance."""
-        self.distance = sim.task.goal_distance()
+        """Measure the new episode's starting cost."""
+        self.cost = self.cost_fn(sim)
 
     def __call__(self, sim: TabletopSim, result: StepResult) -> float:
         """Return the reward of this step."""
-        if self.distance is None:
-            raise RuntimeError('ShapedReward needs reset(sim) at the start of every episode')
-        distance = sim.task.goal_distance()
-        gained, self.distance = self.distance - distance, distance
-        return gained / SHAPING_METRES + sparse_reward(sim, result)
+        if self.cost is None:
+            raise RuntimeError('a shaped reward needs reset(sim) at the start of every episode')
+        cost = self.cost_fn(sim)
+        gained, self.cost = self.cost - cost, cost
+        return gained / self.unit + sparse_reward(sim, result)
 
 
+#: Metres of goal distance the shaped reward pays as much for as one success.
+SHAPING_METRES = 0.05
 #: Lean (rad) the upright reward charges as much for as one success pays: lying flat.
 UPRIGHT_RADIANS = np.pi / 2
 
 
-class UprightReward:
-    """
-    The sparse reward minus the growth of the task object's tilt (potential-based shaping).
+def shaped_reward() -> CostShapedReward:
+    """Pay the decrease of the task's goal distance: a weak base hears of every millimetre."""
+    return CostShapedReward(lambda sim: sim.task.goal_distance(), SHAPING_METRES)
 
-    Each step pays ``(previous tilt - tilt) / UPRIGHT_RADIANS``: tipping the
-    peg over costs as much as an insertion earns, righting it earns it back.
+
+def upright_reward() -> CostShapedReward:
+    """
+    Charge the growth of the task object's tilt; righting it earns the charge back.
+
     Aimed at the failure measured on peg_insert (``tools/peg_failure_modes.py``:
-    most failed episodes end with the peg toppled or held crooked), so the
-    residual is told at once when a correction tips the peg instead of only
-    by the missing success at the end. Needs a task with ``tilt``.
+    most failed episodes end with the peg toppled or held crooked): tipping
+    the peg flat costs as much as an insertion earns.
     """
-
-    def __init__(self) -> None:
-        self.tilt: Optional[float] = None
-
-    def reset(self, sim: TabletopSim) -> None:
-        """Measure the new episode's starting tilt."""
-        self.tilt = sim.task.tilt()
-
-    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
-        """Return the reward of this step."""
-        if self.tilt is None:
-            raise RuntimeError('UprightReward needs reset(sim) at the start of every episode')
-        tilt = sim.task.tilt()
-        righted, self.tilt = self.tilt - tilt, tilt
-        return righted / UPRIGHT_RADIANS + sparse_reward(sim, result)
+    return CostShapedReward(lambda sim: sim.task.tilt(), UPRIGHT_RADIANS)
 
 
 #: Reward name -> factory of a reward function (a fresh one per environment).
 REWARD_FUNCTIONS: dict[str, Callable[[], RewardFunction]] = {
     'sparse': lambda: sparse_reward,
     'stages': StageReward,
-    'shaped': ShapedReward,
-    'upright': UprightReward,
+    'shaped': shaped_reward,
+    'upright': upright_reward,
 }
 
 #: Reward name -> (what it measures, the test of whether a task defines it).
