@@ -104,7 +104,7 @@ def upright_reward() -> CostShapedReward:
     """
     Charge the growth of the task object's tilt; righting it earns the charge back.
 
-    Aimed at the failure measured on peg_insert (``tools/peg_failure_modes.py``:
+    Aimed at the failure measured on peg_insert (``tools/failure_modes.py``:
     most failed episodes end with the peg toppled or held crooked): tipping
     the peg flat costs as much as an insertion earns.
     """
