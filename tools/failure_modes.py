@@ -6,8 +6,9 @@ with ``vrl eval``'s episode loop, reads the objects' final poses and sorts
 the failures by them. peg_insert: toppled or held crooked (tilt over 60
 degrees), over the hole but turned (centre within 5 mm), beside the hole.
 stack: tower built but the cube still held, top cube held elsewhere, top
-cube on the table, top cube off the tower (leaning or offset), bottom cube
-moved off the table. The task is the policy's own. Used for the failure
+cube left on the table where it was (not picked up, moved under 2 cm) or
+elsewhere (dropped or pushed), top cube off the tower (leaning or offset),
+bottom cube moved off the table. The task is the policy's own. Used for the failure
 breakdowns in docs/results.md::
 
     python tools/failure_modes.py resip_peg_insert --seeds 1000 1099
@@ -33,9 +34,12 @@ from visual_rl_stack.sim.tasks.stack import StackTask, Z_TOLERANCE
 
 TOPPLED_DEG = 60.0
 OVER_HOLE_MM = 5.0
+NOT_PICKED_MM = 20.0
+#: Body id -> its position after the episode's reset.
+Starts = dict[int, np.ndarray]
 
 
-def peg_final_pose(task: PegInsertTask) -> dict:
+def peg_final_pose(task: PegInsertTask, start: Starts) -> dict:
     """Return the peg's offset from the hole axis, turn, tilt and height over the rim."""
     pos, orn = task.pose(task.peg)
     yaw = pb.getEulerFromQuaternion(orn)[2]
@@ -54,10 +58,12 @@ def peg_failure_mode(pose: dict) -> str:
     return 'over the hole, turned' if pose['offset_mm'] <= OVER_HOLE_MM else 'beside the hole'
 
 
-def stack_final_pose(task: StackTask) -> dict:
-    """Return the top cube's offset from the bottom one, both heights, and whether it is held."""
+def stack_final_pose(task: StackTask, start: Starts) -> dict:
+    """Return the top cube's offset from the bottom one and its start, heights, and if held."""
     bottom, top = (task.pose(uid)[0] for uid in task.cubes[:2])
+    moved = np.linalg.norm(top[:2] - start[task.cubes[1]][:2])
     return {'offset_mm': round(1000 * float(np.linalg.norm(top[:2] - bottom[:2])), 1),
+            'top_moved_mm': round(1000 * float(moved), 1),
             'top_above_table_mm': round(1000 * float(top[2] - CUBE_HALF), 1),
             'bottom_above_table_mm': round(1000 * float(bottom[2] - CUBE_HALF), 1),
             'top_held': task.touching_robot(task.cubes[1]),
@@ -73,12 +79,14 @@ def stack_failure_mode(pose: dict) -> str:
     if pose['top_held']:
         return 'top cube held, not on the tower'
     if pose['top_above_table_mm'] <= 1000 * Z_TOLERANCE:
-        return 'top cube on the table'
+        if pose['top_moved_mm'] < NOT_PICKED_MM:
+            return 'top cube on the table, not picked up'
+        return 'top cube on the table, dropped or pushed'
     return 'top cube off the tower'
 
 
 #: Task name -> (final pose reader, failure namer).
-CLASSIFIERS: dict[str, tuple[Callable[[Task], dict], Callable[[dict], str]]] = {
+CLASSIFIERS: dict[str, tuple[Callable[[Task, Starts], dict], Callable[[dict], str]]] = {
     'peg_insert': (peg_final_pose, peg_failure_mode),
     'stack': (stack_final_pose, stack_failure_mode),
 }
@@ -104,9 +112,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     modes: Counter = Counter()
     try:
         for seed in range(args.seeds[0], args.seeds[1] + 1):
+            sim.reset(seed=seed)  # run_episode resets to the same state again
+            start = {uid: sim.task.pose(uid)[0] for uid in sim.task.bodies}
             result = run_episode(sim, policy, seed)
             row = {'seed': seed, 'success': result.success, 'steps': result.steps,
-                   **final_pose(sim.task)}
+                   **final_pose(sim.task, start)}
             if not result.success:
                 row['mode'] = failure_mode(row)
                 modes[row['mode']] += 1
