@@ -106,6 +106,14 @@ def test_resolution_and_listing(run, tmp_path, monkeypatch, capsys):
     assert main(['models', 'add']) == 2  # missing RUN and NAME: a usage error, not a crash
 
 
+def test_add_writes_into_the_folder_given_readable_by_all(run, tmp_path, capsys):
+    target = tmp_path / 'checkout_models'
+    assert main(['models', 'add', str(run), 'bc_lift_cli', '--dir', str(target)]) == 0
+    assert str(target / 'bc_lift_cli') in capsys.readouterr().out
+    assert (target / 'bc_lift_cli' / 'model.json').is_file()
+    assert (target / 'bc_lift_cli').stat().st_mode & 0o777 == 0o755
+
+
 def test_every_shipped_model_loads_and_its_card_is_complete():
     shipped = models.shipped_models()
     for name, model in shipped.items():

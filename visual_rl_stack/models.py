@@ -196,6 +196,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
         raise ValueError(f'invalid model name {name!r}: use letters, digits, _ and -')
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=folder))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide an installed model from other users
     try:
         (staging / CHECKPOINT).mkdir()
         dtype = WEIGHT_DTYPES[weights_dtype]
@@ -279,6 +280,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--float32', action='store_true',
                         help='add: keep the weights in float32 as trained (twice the size of '
                         'the default float16 copy), for a policy float16 rounding hurts')
+    parser.add_argument('--dir', type=Path, dest='folder', default=None,
+                        help='add: the models folder to write into, e.g. models/ of a '
+                             'checkout (default: the source tree models/ when running from one, '
+                             'else the installed share/ copy, which the next build replaces)')
     parser.add_argument('--json', action='store_true', help='list: print JSON')
 
 
@@ -289,7 +294,8 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError('usage: vrl models add RUN NAME [--eval EVAL.json]')
         evaluation = json.loads(args.eval_json.read_text()) if args.eval_json else None
         model = add_model(args.run, args.name, evaluation, description=args.description,
-                          weights_dtype='float32' if args.float32 else 'float16')
+                          weights_dtype='float32' if args.float32 else 'float16',
+                          folder=args.folder)
         print(f'shipped {model.name} ({model.size_bytes / 2 ** 20:.1f} MB) in {model.path}')
         return 0
     rows = [m.summary() for m in shipped_models().values()]
