@@ -61,10 +61,10 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'vrl = visual_rl_stack.cli:main',
+            'vrl = visual_rl_stack.cli.main:main',
             'sim_node = visual_rl_stack.sim.sim_node:main',
             'camera_node = visual_rl_stack.perception.camera_node:main',
-            'recorder_node = visual_rl_stack.bag_recorder_node:main',
+            'recorder_node = visual_rl_stack.data.recorder_node:main',
             'policy_node = visual_rl_stack.residual_policy.policy_node:main',
         ],
     },

@@ -1,7 +1,7 @@
 r"""
 Start the stack on a real robot's cameras, one process per node.
 
-Start the camera drivers first, named as in visual_rl_stack.graph.REAL_CAMERA_DRIVERS,
+Start the camera drivers first, named as in visual_rl_stack.ros.graph.REAL_CAMERA_DRIVERS,
 e.g. for each camera X in front, side, wrist:
 
     ros2 launch realsense2_camera rs_launch.py camera_namespace:='' \\
@@ -15,8 +15,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from visual_rl_stack.graph import graph
+from visual_rl_stack.ros.graph import graph
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -22,8 +22,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from visual_rl_stack.graph import graph
+from visual_rl_stack.ros.graph import graph
 
 
 def generate_launch_description() -> LaunchDescription:

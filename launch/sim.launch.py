@@ -1,5 +1,5 @@
 """
-Start the simulated stack, one process per node, as defined in visual_rl_stack.graph.
+Start the simulated stack, one process per node, as defined in visual_rl_stack.ros.graph.
 
     ros2 launch visual_rl_stack sim.launch.py task:=push mode:=lockstep
 
@@ -11,8 +11,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from visual_rl_stack.graph import graph
+from visual_rl_stack.ros.graph import graph
 
 
 def generate_launch_description() -> LaunchDescription:

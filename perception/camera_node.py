@@ -24,15 +24,18 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visual_rl_stack.ros.msg_conversions import (array_to_image, make_pose, pose_to_matrix,
+                                                 stamp_to_seconds)
+from visual_rl_stack.ros.msg_conversions import to_point_cloud2
+from visual_rl_stack.ros.node_params import declare_params, ParamSpec
+from visual_rl_stack.ros.shutdown import ending_on_shutdown
+from visual_rl_stack.ros.topics import (camera_info_topic, camera_pose_topic, color_topic,
+                                        depth_topic, DIAGNOSTICS, MULTIVIEW_IMAGE, POINTS,
+                                        SENSOR_QOS, WORLD_FRAME)
 
-from .point_cloud import CloudSettings, fuse_views, to_point_cloud2
+from .point_cloud import CloudSettings, fuse_views
 from .preprocess import FrameRejected, prepare_view, tile_views
 from .sync import DroppedSet, MultiViewSynchronizer, SyncedSet
-from ..msg_conversions import array_to_image, make_pose, pose_to_matrix, stamp_to_seconds
-from ..node_params import declare_params, ParamSpec
-from ..ros_shutdown import ending_on_shutdown
-from ..topics import (camera_info_topic, camera_pose_topic, color_topic, depth_topic, DIAGNOSTICS,
-                      MULTIVIEW_IMAGE, POINTS, SENSOR_QOS, WORLD_FRAME)
 
 NODE_NAME = 'camera_node'
 MULTIVIEW_FRAME = 'multiview'
@@ -48,7 +51,7 @@ STREAMS: dict[str, tuple[type, Callable[[str], str]]] = {
 #: Checks that mean the input is misconfigured (ERROR) rather than momentarily bad (WARN).
 CONFIG_CHECKS = ('encoding', 'size', 'conversion', 'intrinsics', 'frame')
 
-PARAMETERS = {
+PARAMS = {
     'cameras': ParamSpec(['front', 'side', 'wrist'],
                          'Camera names (topics /<cam>/...); tiled left to right in this order.',
                          read_only=True),
@@ -99,7 +102,7 @@ class CameraNode(Node):
 
     def _configure(self) -> None:
         """Read and check parameters, then create the synchroniser, topics and timers."""
-        params = declare_params(self, PARAMETERS)
+        params = declare_params(self, PARAMS)
         self._cameras = list(params['cameras'])
         if not self._cameras or len(set(self._cameras)) != len(self._cameras):
             raise ValueError(f'{NODE_NAME}: cameras must be distinct names, got {self._cameras}')

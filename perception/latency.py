@@ -20,11 +20,11 @@ from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
+from visual_rl_stack.ros.msg_conversions import (array_to_image, make_camera_info,
+                                                 make_pose_stamped, stamp_from_seconds)
+from visual_rl_stack.ros.topics import MULTIVIEW_IMAGE, POINTS, SENSOR_QOS, WORLD_FRAME
 
 from .camera_node import CameraNode, STREAMS
-from ..msg_conversions import (array_to_image, make_camera_info, make_pose_stamped,
-                               stamp_from_seconds)
-from ..topics import MULTIVIEW_IMAGE, POINTS, SENSOR_QOS, WORLD_FRAME
 
 #: Optical frame looking straight down: z_cam = -z, x_cam = -y, y_cam = -x (world).
 LOOKING_DOWN_XYZW = (math.sqrt(0.5), -math.sqrt(0.5), 0.0, 0.0)

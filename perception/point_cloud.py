@@ -1,26 +1,18 @@
 """
-Fuse the cameras' depth into one coloured world point cloud, and pack it as PointCloud2.
+Fuse the cameras' depth into one coloured world point cloud (the camera node publishes it).
 
-sensor_msgs_py is not installable here, so the PointCloud2 packing is written
-with numpy structured arrays: fields x, y, z (float32) and rgb (a float32
-holding 0x00RRGGBB, as PCL does), which RViz and PCL read directly.
+Points are backprojected per view, cropped to the workspace, voxel-downsampled
+and filtered for outliers with open3d; packing the result as a PointCloud2 is
+:func:`visual_rl_stack.ros.msg_conversions.to_point_cloud2`.
 """
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from builtin_interfaces.msg import Time
 import numpy as np
 import open3d as o3d
-from sensor_msgs.msg import PointCloud2, PointField
 
 from .preprocess import ViewFrame
-from ..msg_conversions import ConversionError
-
-#: Point layout of the clouds we publish (16 bytes a point).
-CLOUD_DTYPE = np.dtype({'names': ['x', 'y', 'z', 'rgb'],
-                        'formats': ['<f4', '<f4', '<f4', '<f4'],
-                        'offsets': [0, 4, 8, 12], 'itemsize': 16})
 
 
 @dataclass(frozen=True)
@@ -119,53 +111,6 @@ def fuse_views(views: Sequence[tuple[ViewFrame, np.ndarray]],
     colors = np.concatenate([c for _, c in parts]) if parts else np.zeros((0, 3), np.uint8)
     points, colors = voxel_downsample(points, colors, settings.voxel_size)
     return remove_outliers(points, colors, settings.outlier_neighbors, settings.outlier_std_ratio)
-
-
-def to_point_cloud2(points: np.ndarray, colors: np.ndarray, stamp: Time,
-                    frame_id: str) -> PointCloud2:
-    """Pack points and uint8 colours into an unordered ``sensor_msgs/PointCloud2``."""
-    packed = np.zeros(len(points), dtype=CLOUD_DTYPE)
-    for axis, name in enumerate('xyz'):
-        packed[name] = points[:, axis]
-    rgb = colors.astype(np.uint32)
-    packed['rgb'] = ((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).view(np.float32)
-    msg = PointCloud2(height=1, width=len(points), is_bigendian=False,
-                      point_step=CLOUD_DTYPE.itemsize, row_step=CLOUD_DTYPE.itemsize * len(points),
-                      is_dense=True)
-    msg.fields = [PointField(name=name, offset=CLOUD_DTYPE.fields[name][1],
-                             datatype=PointField.FLOAT32, count=1) for name in CLOUD_DTYPE.names]
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.data = packed.tobytes()
-    return msg
-
-
-def from_point_cloud2(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
-    """
-    Unpack x, y, z and packed rgb (float32 fields) of any point layout.
-
-    Returns (N x 3 float32 points, N x 3 uint8 colours). Raises
-    ConversionError when a field is missing or not float32.
-    """
-    fields = {f.name: f for f in msg.fields}
-    for name in ('x', 'y', 'z', 'rgb'):
-        if name not in fields or fields[name].datatype != PointField.FLOAT32:
-            raise ConversionError(f'PointCloud2 needs a float32 field {name!r}; has '
-                                  f'{[(f.name, f.datatype) for f in msg.fields]}')
-    order = '>' if msg.is_bigendian else '<'
-    dtype = np.dtype({'names': ['x', 'y', 'z', 'rgb'], 'formats': [order + 'f4'] * 4,
-                      'offsets': [fields[n].offset for n in ('x', 'y', 'z', 'rgb')],
-                      'itemsize': msg.point_step})
-    count = msg.width * msg.height
-    if msg.row_step < msg.point_step * msg.width or len(msg.data) < msg.row_step * msg.height:
-        raise ConversionError(f'PointCloud2 buffer of {len(msg.data)} bytes is too small for '
-                              f'{msg.width}x{msg.height} points of {msg.point_step} bytes')
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.row_step)
-    records = np.ascontiguousarray(rows[:, :msg.point_step * msg.width]).view(dtype).reshape(count)
-    points = np.stack([records[n] for n in 'xyz'], axis=1).astype(np.float32)
-    rgb = records['rgb'].astype('<f4').view(np.uint32)
-    colors = np.stack([(rgb >> 16) & 0xFF, (rgb >> 8) & 0xFF, rgb & 0xFF], axis=1)
-    return points, colors.astype(np.uint8)
 
 
 def _to_open3d(points: np.ndarray, colors: np.ndarray) -> o3d.geometry.PointCloud:

@@ -11,9 +11,8 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from PIL import Image as PILImage
-from sensor_msgs.msg import CameraInfo, Image
-
-from ..msg_conversions import camera_info_to_matrix, ConversionError, image_to_array
+from visual_rl_stack.core.image_buffers import (camera_info_to_matrix, CameraInfoLike,
+                                                ConversionError, image_to_array, ImageLike)
 
 #: Colour encodings the node accepts (converted to RGB, alpha dropped).
 COLOR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8')
@@ -99,14 +98,14 @@ def invalid_depth(depth: np.ndarray) -> dict[str, float]:
     return {name: float(value) for name, value in fractions.items()}
 
 
-def decode_color(view: str, msg: Image, info: CameraInfo) -> np.ndarray:
+def decode_color(view: str, msg: ImageLike, info: CameraInfoLike) -> np.ndarray:
     """Check and unpack a colour image into HxWx3 RGB uint8."""
     _check_encoding(view, 'color', msg, COLOR_ENCODINGS)
     _check_size(view, 'color', msg, info)
     return _to_array(view, 'color', msg)[:, :, :3]
 
 
-def decode_depth(view: str, msg: Image, info: CameraInfo,
+def decode_depth(view: str, msg: ImageLike, info: CameraInfoLike,
                  max_invalid_fraction: float) -> np.ndarray:
     """
     Check and unpack a depth image into HxW float32 metres with NaN where invalid.
@@ -130,8 +129,8 @@ def decode_depth(view: str, msg: Image, info: CameraInfo,
         return np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
 
 
-def prepare_view(view: str, color: Image, depth: Image, info: CameraInfo, width: int,
-                 height: int, max_invalid_depth_fraction: float) -> ViewFrame:
+def prepare_view(view: str, color: ImageLike, depth: ImageLike, info: CameraInfoLike,
+                 width: int, height: int, max_invalid_depth_fraction: float) -> ViewFrame:
     """Check one view's messages and resize them to ``width`` x ``height`` with matching K."""
     K = camera_info_to_matrix(info)
     if not (K[0, 0] > 0 and K[1, 1] > 0):
@@ -144,7 +143,7 @@ def prepare_view(view: str, color: Image, depth: Image, info: CameraInfo, width:
                      K=scale_intrinsics(K, (info.width, info.height), (width, height)))
 
 
-def _check_encoding(view: str, stream: str, msg: Image, allowed: Sequence[str]) -> None:
+def _check_encoding(view: str, stream: str, msg: ImageLike, allowed: Sequence[str]) -> None:
     """Reject encodings the node does not handle for this stream."""
     if msg.encoding not in allowed:
         raise FrameRejected(view, stream, 'encoding',
@@ -153,7 +152,7 @@ def _check_encoding(view: str, stream: str, msg: Image, allowed: Sequence[str]) 
                             {'encoding': msg.encoding, 'expected': ', '.join(allowed)})
 
 
-def _check_size(view: str, stream: str, msg: Image, info: CameraInfo) -> None:
+def _check_size(view: str, stream: str, msg: ImageLike, info: CameraInfoLike) -> None:
     """Reject images whose size differs from their CameraInfo (K would not apply)."""
     if (msg.width, msg.height) != (info.width, info.height):
         raise FrameRejected(view, stream, 'size',
@@ -163,7 +162,7 @@ def _check_size(view: str, stream: str, msg: Image, info: CameraInfo) -> None:
                              'camera_info': f'{info.width}x{info.height}'})
 
 
-def _to_array(view: str, stream: str, msg: Image) -> np.ndarray:
+def _to_array(view: str, stream: str, msg: ImageLike) -> np.ndarray:
     """Unpack an image, turning conversion failures into a ``FrameRejected``."""
     try:
         return image_to_array(msg)

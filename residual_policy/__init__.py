@@ -1,1 +1,1 @@
-"""Diffusion behaviour-cloning base policy for ResiP; residual PPO on top comes later."""
+"""The ResiP method: diffusion BC, the residual PPO on top, the policy node and safety filter."""

@@ -8,10 +8,10 @@ true; false deactivates it. While active, every new observation step (a new
 layout has task fields, plus a ``/perception/multiview/image`` of the same
 stamp when the policy looks at images) yields one action from
 :class:`BCPolicyRunner` (base + residual for a residual run,
-:func:`.residual_agent.open_policy_runner`). The action passes the :class:`SafetyFilter` (the
+:func:`visual_rl_stack.core.policy.open_policy`). The action passes the :class:`SafetyFilter` (the
 observation age is the node clock, sim time under ``use_sim_time``, minus the
 observation stamp) and is published with
-:func:`visual_rl_stack.sim.step_messages.command_messages`, stamped with the
+:func:`visual_rl_stack.ros.step_messages.command_messages`, stamped with the
 observation stamp. Every safety issue is published on ``/diagnostics``
 (``policy_node: safety``). Stale, non-finite or incomplete observations, a
 tiled image that does not match the policy's views, and inference failures
@@ -32,7 +32,7 @@ Online fine-tuning (``finetune``, residual runs only): the node samples
 exploring residuals and hands each observation step, with the reward that
 arrived with it (``/task/success`` as a sparse reward, or a Float32
 ``reward_topic``; a step is complete only once its reward has arrived), to an
-:class:`.online_learner.OnlineResidualLearner`; at every new episode the
+:class:`.resip.online_learner.OnlineResidualLearner`; at every new episode the
 learner may run a PPO update and save the residual to ``finetune_out``.
 
 Inference runs in its own callback group (a guard condition), so on a
@@ -54,20 +54,19 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import SetBool
+from visual_rl_stack.core.image_buffers import ConversionError, image_to_array
+from visual_rl_stack.core.observation import flatten_state, state_fields
+from visual_rl_stack.core.policy import open_policy, PolicyOptions
+from visual_rl_stack.ros import topics
+from visual_rl_stack.ros.bringup import run_node
+from visual_rl_stack.ros.msg_conversions import (labelled_array_to_dict, pose_to_arrays,
+                                                 stamp_to_seconds)
+from visual_rl_stack.ros.node_params import declare_params, ParamSpec
+from visual_rl_stack.ros.step_messages import command_messages
+from visual_rl_stack.sim.robot import Workspace
 
-from visual_rl_stack import topics
-from visual_rl_stack.bringup import run_node
-from visual_rl_stack.dataset import flatten_state, state_fields
-from visual_rl_stack.msg_conversions import (ConversionError, image_to_array,
-                                             labelled_array_to_dict, pose_to_arrays,
-                                             stamp_to_seconds)
-from visual_rl_stack.node_params import declare_params, ParamSpec
-
-from .online_learner import OnlineResidualLearner
-from .residual_agent import open_policy_runner
+from .resip.online_learner import OnlineResidualLearner
 from .safety_filter import ERROR, FilterResult, SafetyFilter, SafetyIssue, SafetyLimits, WARN
-from ..sim.robot import Workspace
-from ..sim.step_messages import command_messages
 
 PARAMS = {
     'policy': ParamSpec('', 'Shipped model name (vrl models), BC or residual run folder, '
@@ -166,17 +165,15 @@ class PolicyNode(Node):
                 max_angular_speed=values['max_angular_speed'],
                 control_hz=values['control_hz'],
                 observation_timeout=values['observation_timeout'])
-            self.runner = open_policy_runner(values['policy'], device=values['device'],
-                                             num_inference_steps=values['inference_steps'] or None,
-                                             action_steps=values['action_steps'] or None,
-                                             warm_start=values['warm_start'] or None,
-                                             noise_scale=(values['noise_scale']
-                                                          if values['noise_scale'] >= 0
-                                                          else None))
+            self.runner = open_policy(values['policy'], PolicyOptions(
+                device=values['device'], num_inference_steps=values['inference_steps'] or None,
+                action_steps=values['action_steps'] or None,
+                warm_start=values['warm_start'] or None,
+                noise_scale=values['noise_scale'] if values['noise_scale'] >= 0 else None))
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
         self.learner = self._make_learner(values)
-        dim = int(self.runner.config.action_dim)
+        dim = self.runner.action_dim
         self.action_mode = self.runner.action_mode or ACTION_MODES.get(dim)
         if self.action_mode not in ('delta', 'absolute') or dim != {
                 'delta': 7, 'absolute': 8}[self.action_mode]:

@@ -40,9 +40,8 @@ import math
 from typing import Any, Optional
 
 import numpy as np
-
-from ..sim.robot import DOWN, quat_conjugate, quat_from_rotvec, quat_multiply, quat_to_rotvec
-from ..sim.robot import Workspace
+from visual_rl_stack.sim.robot import (DOWN, quat_conjugate, quat_from_rotvec, quat_multiply,
+                                       quat_to_rotvec, Workspace)
 
 WARN = 'warn'
 ERROR = 'error'

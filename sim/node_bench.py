@@ -14,8 +14,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
-
-from visual_rl_stack import topics
+from visual_rl_stack.ros import topics
 
 from .sim_node import SimNode
 

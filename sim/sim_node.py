@@ -23,17 +23,16 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import Trigger
+from visual_rl_stack.ros import topics
+from visual_rl_stack.ros.bringup import run_node
+from visual_rl_stack.ros.msg_conversions import pose_to_arrays, stamp_from_seconds
+from visual_rl_stack.ros.node_params import declare_params, ParamSpec
+from visual_rl_stack.ros.step_messages import observation_messages
 
-from visual_rl_stack import topics
-from visual_rl_stack.bringup import run_node
-from visual_rl_stack.msg_conversions import pose_to_arrays, stamp_from_seconds
-from visual_rl_stack.node_params import declare_params, ParamSpec
-
-from .config import (BACKGROUNDS, default_cameras, RandomizationConfig, SimConfig, TASK_NAMES)
+from .config import BACKGROUNDS, default_cameras, RandomizationConfig, SimConfig, TASK_NAMES
 from .robot import (MAX_GRIPPER_WIDTH, quat_conjugate, quat_from_rotvec, quat_multiply,
                     quat_to_euler, Workspace)
 from .scene import StepResult, TabletopSim
-from .step_messages import observation_messages
 
 CAMERA_NAMES = tuple(spec.name for spec in default_cameras())
 MAX_SEED = 2**31 - 1

@@ -56,9 +56,10 @@ def make_residual_run(bc_run, out, **residual_settings):
     import json
     import shutil
 
-    from visual_rl_stack.residual_policy.diffusion_policy import DiffusionPolicy
-    from visual_rl_stack.residual_policy.residual_agent import (residual_config_for,
-                                                                ResidualAgent)
+    from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
+        DiffusionPolicy)
+    from visual_rl_stack.residual_policy.resip.agent import (
+        ResidualAgent, residual_config_for)
     shutil.copytree(bc_run / 'checkpoint', out / 'checkpoint')
     config = json.loads((bc_run / 'config.json').read_text())
     config.update(kind='residual', base=str(bc_run), base_inference_steps=4)

@@ -6,13 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from visual_rl_stack.residual_policy.action_frame import ActionFrame, rotate_planar
-from visual_rl_stack.residual_policy.diffusion_policy import (DiffusionPolicy,
-                                                              DiffusionPolicyConfig,
-                                                              fit_normalizers)
-from visual_rl_stack.residual_policy.residual_actor_critic import ResidualActor
-from visual_rl_stack.residual_policy.residual_agent import NormalisedSpace, residual_config_for
+from visual_rl_stack.residual_policy.diffusion_bc.model.action_frame import (ActionFrame,
+                                                                             rotate_planar)
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
+    DiffusionPolicy, DiffusionPolicyConfig, fit_normalizers)
+from visual_rl_stack.residual_policy.resip.actor_critic import ResidualActor
+from visual_rl_stack.residual_policy.resip.agent import NormalisedSpace, residual_config_for
 
 LABELS = (('ee_position', 3), ('gripper_width', 1), ('block_position', 3),
           ('goal_position', 3))

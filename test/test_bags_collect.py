@@ -4,9 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
-from visual_rl_stack.collect import collect, sim_config
-from visual_rl_stack.dataset import BagDataset
+from visual_rl_stack.data.collect import collect, sim_config
+from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.scene import TabletopSim
 

@@ -8,11 +8,12 @@ import pytest
 from rosbags.typesys.stores.ros2_jazzy import sensor_msgs__msg__Image
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
-from visual_rl_stack import msg_conversions as mc
-from visual_rl_stack.bags import (BagError, decode, deserialize, find_bags, read_messages,
-                                  ros_type_name, serialize)
-from visual_rl_stack.dataset import BagDataset
-from visual_rl_stack.recorder import BagRecorder
+from visual_rl_stack.core.image_buffers import image_to_array
+from visual_rl_stack.data.bags import (BagError, decode, deserialize, find_bags, read_messages,
+                                       ros_type_name, serialize)
+from visual_rl_stack.data.dataset import BagDataset
+from visual_rl_stack.data.recorder import BagRecorder
+from visual_rl_stack.ros import msg_conversions as mc
 import yaml
 
 
@@ -56,7 +57,7 @@ def test_round_trip_of_every_message_type(tmp_path):
         decode(message)  # the fast reader accepts rclpy's bytes, padding included
     image = decode(stored[0])
     assert isinstance(image, sensor_msgs__msg__Image)
-    np.testing.assert_array_equal(mc.image_to_array(image), mc.image_to_array(messages[0][1]))
+    np.testing.assert_array_equal(image_to_array(image), image_to_array(messages[0][1]))
     fields = mc.labelled_array_to_dict(decode(stored[-1]))
     np.testing.assert_array_equal(fields['cube'], [1.0, 2.0, 3.0])
     assert decode(stored[4]).effort.size == 0

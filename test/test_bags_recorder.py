@@ -14,11 +14,10 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-
-from visual_rl_stack import msg_conversions as mc
-from visual_rl_stack import topics
-from visual_rl_stack.bag_recorder_node import BagRecorderNode
-from visual_rl_stack.bags import deserialize, read_messages
+from visual_rl_stack.data.bags import deserialize, read_messages
+from visual_rl_stack.data.recorder_node import BagRecorderNode
+from visual_rl_stack.ros import msg_conversions as mc
+from visual_rl_stack.ros import topics
 
 
 def make_image(i: int) -> Image:
@@ -64,7 +63,7 @@ def test_sigint_leaves_a_readable_bag(ros_context, spin, tmp_path):
     bag = tmp_path / 'bag'
     env = dict(os.environ, ROS_DOMAIN_ID=str(ros_context.get_domain_id()),
                PYTHONPATH=os.pathsep.join(sys.path))
-    script = ('from pathlib import Path; from visual_rl_stack.bag_recorder_node import '
+    script = ('from pathlib import Path; from visual_rl_stack.data.recorder_node import '
               f'record_main; record_main(["/chatter"], Path({str(bag)!r}))')
     # A test run started in the background inherits SIGINT as ignored, and Python keeps
     # it ignored in the child; give the recorder the default Ctrl-C disposition.

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
-from visual_rl_stack.residual_policy.action_queue import ActionQueue, ObservationHistory
+from visual_rl_stack.residual_policy.diffusion_bc.action_queue import (ActionQueue,
+                                                                       ObservationHistory)
 
 
 def _chunk(horizon: int = 16) -> np.ndarray:

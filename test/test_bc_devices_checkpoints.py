@@ -6,9 +6,8 @@ import json
 import pytest
 import torch
 from torch import nn
-
-from visual_rl_stack.checkpoints import load_checkpoint, save_checkpoint
-from visual_rl_stack.devices import autocast_context, maybe_compile, resolve_device
+from visual_rl_stack.core.checkpoints import load_checkpoint, save_checkpoint
+from visual_rl_stack.core.devices import autocast_context, maybe_compile, resolve_device
 
 
 def test_resolve_device_auto_cpu_and_bad_names():

@@ -5,10 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from visual_rl_stack.residual_policy.diffusion_policy import (create_ema, DiffusionPolicy,
-                                                              DiffusionPolicyConfig, ema_weights,
-                                                              fit_normalizers, resip_config)
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
+    create_ema, DiffusionPolicy, DiffusionPolicyConfig, ema_weights, fit_normalizers, resip_config)
 
 STATE_DIM, ACTION_DIM = 3, 2
 

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-
-from visual_rl_stack.residual_policy.encoders import (crop_images, MultiViewImageEncoder,
-                                                      ObservationEncoder, StateEncoder)
+from visual_rl_stack.residual_policy.diffusion_bc.model.encoders import (crop_images,
+                                                                         MultiViewImageEncoder,
+                                                                         ObservationEncoder,
+                                                                         StateEncoder)
 
 
 def _images(batch: int = 2, views: int = 3, size: int = 32) -> torch.Tensor:

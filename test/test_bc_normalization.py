@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from visual_rl_stack.residual_policy.normalization import MinMaxNormalizer
+from visual_rl_stack.residual_policy.diffusion_bc.model.normalization import MinMaxNormalizer
 
 
 def _data() -> np.ndarray:

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from visual_rl_stack.cli import main
-from visual_rl_stack.collect import collect
-from visual_rl_stack.dataset import BagDataset
-from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner, sim_observation
-from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.cli.main import main
+from visual_rl_stack.core.observation import sim_observation
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.data.dataset import BagDataset
+from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import TabletopSim
 

@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from visual_rl_stack.cli import main
-from visual_rl_stack.collect import collect
-from visual_rl_stack.dataset import BagDataset
-from visual_rl_stack.residual_policy.bc_windows import BCWindows
-from visual_rl_stack.residual_policy.diffusion_policy import DiffusionPolicy
-from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.cli.main import main
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.data.dataset import BagDataset
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
+from visual_rl_stack.residual_policy.diffusion_bc.training.bc_windows import BCWindows
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 
 SMALL = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_obs_steps': 2, 'n_action_steps': 4,
          'step_embed_dim': 16}
@@ -136,7 +135,8 @@ def test_relative_state_features_and_an_action_frame_train_and_run_from_the_cli(
     assert labels[-2:] == ['cube_position', 'cube_orientation']
     policy = DiffusionPolicy.from_checkpoint(out / 'checkpoint')
     assert policy.normalizers['state'].dim == policy.state_features.output_dim > 24
-    from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner
+    from visual_rl_stack.residual_policy.diffusion_bc.runner import (
+        BCPolicyRunner)
     runner = BCPolicyRunner(out)
     action = runner.act_from_observation(BagDataset(bags).episode(0).state[0])
     assert action.shape == (7,) and np.all(np.isfinite(action))

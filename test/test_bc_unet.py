@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-
-from visual_rl_stack.residual_policy.unet1d import ConditionalUnet1D
+from visual_rl_stack.residual_policy.diffusion_bc.model.unet1d import ConditionalUnet1D
 
 
 @pytest.mark.parametrize('horizon', [16, 32])

@@ -10,10 +10,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from visual_rl_stack import topics
-from visual_rl_stack.bringup import (add_bringup_arguments, bringup_main, GraphRunner,
-                                     parse_param)
-from visual_rl_stack.graph import graph
+from visual_rl_stack.cli.commands.bringup import add_arguments, main, parse_param
+from visual_rl_stack.ros import topics
+from visual_rl_stack.ros.bringup import GraphRunner
+from visual_rl_stack.ros.graph import graph
 
 SMALL_SIM = {
     'sim_node': {'mode': 'realtime', 'realtime_factor': 2.0, 'cameras': ['front', 'side'],
@@ -64,9 +64,9 @@ def test_unknown_parameter_is_refused_and_nothing_is_left_running(ros_context: C
 
 def test_cli_reports_bad_overrides_with_exit_status_1(capsys: pytest.CaptureFixture):
     parser = argparse.ArgumentParser()
-    add_bringup_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(['real', '--task', 'push', '--duration', '0.1'])
-    assert bringup_main(args) == 1
+    assert main(args) == 1
     assert "not in graph 'real'" in capsys.readouterr().err
     with pytest.raises(argparse.ArgumentTypeError, match='NODE.PARAM=VALUE'):
         parse_param('seed=3')

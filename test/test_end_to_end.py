@@ -4,13 +4,12 @@ import json
 
 from conftest import make_residual_run
 import numpy as np
-
-from visual_rl_stack import topics
-from visual_rl_stack.bags import bag_topics
-from visual_rl_stack.collect import collect
-from visual_rl_stack.dataset import BagDataset
-from visual_rl_stack.demo import run_demo
-from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.data.bags import bag_topics
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.data.dataset import BagDataset
+from visual_rl_stack.evaluation.demo import run_demo
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
+from visual_rl_stack.ros import topics
 
 TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 from rclpy.context import Context
-from visual_rl_stack import graph as graphs
-from visual_rl_stack.bringup import create_node
+from visual_rl_stack.ros import graph as graphs
+from visual_rl_stack.ros.bringup import create_node
 
 LAUNCH_DIR = Path(__file__).resolve().parent.parent / 'launch'
 NODES = sorted({(g.name, spec.name) for g in graphs.GRAPHS.values() for spec in g.nodes})

@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import pytest
-
-from visual_rl_stack.bag_recorder_node import RECORDER_PARAMS
-from visual_rl_stack.perception.camera_node import PARAMETERS as CAMERA_PARAMS
+from visual_rl_stack.data.recorder_node import PARAMS as RECORDER_PARAMS
+from visual_rl_stack.perception.camera_node import PARAMS as CAMERA_PARAMS
 from visual_rl_stack.residual_policy.policy_node import PARAMS as POLICY_PARAMS
 from visual_rl_stack.sim.sim_node import PARAMS as SIM_PARAMS
 

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 import torch
-
-from visual_rl_stack import models
-from visual_rl_stack.cli import main
-from visual_rl_stack.collect import collect
-from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner
-from visual_rl_stack.residual_policy.residual_agent import (open_policy_runner,
-                                                            ResidualPolicyRunner)
-from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.cli.main import main
+from visual_rl_stack.core import shipped_models as models
+from visual_rl_stack.core.policy import open_policy, PolicyOptions
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
+from visual_rl_stack.residual_policy.resip.agent import ResidualPolicyRunner
 
 TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 
@@ -123,6 +122,6 @@ def test_every_shipped_model_loads_and_its_card_is_complete():
         trainer = 'vrl train-residual' if card['kind'] == 'residual' else 'vrl train-bc'
         assert card['retrain'][-1].startswith(trainer), name
         assert card['evaluation']['episodes'] >= 1, name
-        runner = open_policy_runner(model.path, device='cpu', num_inference_steps=2)
+        runner = open_policy(model.path, PolicyOptions(device='cpu', num_inference_steps=2))
         assert isinstance(runner, ResidualPolicyRunner) == (card['kind'] == 'residual'), name
         assert runner.task == card['task'] and runner.config.obs_mode == card['obs_mode']

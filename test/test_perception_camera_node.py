@@ -14,13 +14,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, PointCloud2
-
-from visual_rl_stack.msg_conversions import image_to_array, stamp_from_seconds
+from visual_rl_stack.core.image_buffers import image_to_array
 from visual_rl_stack.perception.camera_node import CameraNode
 from visual_rl_stack.perception.latency import (measure_multiview_latency, SyntheticCameraRig,
                                                 view_color)
-from visual_rl_stack.perception.point_cloud import from_point_cloud2
-from visual_rl_stack.topics import DIAGNOSTICS, MULTIVIEW_IMAGE, POINTS, SENSOR_QOS
+from visual_rl_stack.ros.msg_conversions import from_point_cloud2
+from visual_rl_stack.ros.msg_conversions import stamp_from_seconds
+from visual_rl_stack.ros.topics import DIAGNOSTICS, MULTIVIEW_IMAGE, POINTS, SENSOR_QOS
 
 VIEWS = ['front', 'side', 'wrist']
 

@@ -3,16 +3,14 @@
 import numpy as np
 import pytest
 from sensor_msgs.msg import PointField
-
-from visual_rl_stack.msg_conversions import (ConversionError, make_pose, pose_to_matrix,
-                                             stamp_from_seconds)
-from visual_rl_stack.perception.latency import (BLOCK_MAX, BLOCK_MIN, camera_position,
-                                                intrinsics, LOOKING_DOWN_XYZW, synthetic_view)
+from visual_rl_stack.core.image_buffers import ConversionError
+from visual_rl_stack.perception.latency import (BLOCK_MAX, BLOCK_MIN, camera_position, intrinsics,
+                                                LOOKING_DOWN_XYZW, synthetic_view)
 from visual_rl_stack.perception.point_cloud import (backproject, CloudSettings, crop_to_box,
-                                                    from_point_cloud2, fuse_views,
-                                                    remove_outliers, to_point_cloud2,
-                                                    voxel_downsample)
+                                                    fuse_views, remove_outliers, voxel_downsample)
 from visual_rl_stack.perception.preprocess import ViewFrame
+from visual_rl_stack.ros.msg_conversions import (from_point_cloud2, make_pose, pose_to_matrix,
+                                                 stamp_from_seconds, to_point_cloud2)
 
 #: Camera at (0, 0, 0.3) looking along world +x: optical x = -y, y = -z, z = +x.
 LOOKING_FORWARD = np.array([[0.0, 0.0, 1.0, 0.0],

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
-from visual_rl_stack.msg_conversions import (array_to_image, ConversionError, make_camera_info,
-                                             stamp_from_seconds)
+from visual_rl_stack.core.image_buffers import ConversionError
 from visual_rl_stack.perception.point_cloud import backproject
 from visual_rl_stack.perception.preprocess import (FrameRejected, invalid_depth, prepare_view,
                                                    resize_depth, resize_rgb, scale_intrinsics,
                                                    tile_views)
+from visual_rl_stack.ros.msg_conversions import (array_to_image, make_camera_info,
+                                                 stamp_from_seconds)
 
 STAMP = stamp_from_seconds(3.5)
 K = np.array([[200.0, 0.0, 159.5], [0.0, 210.0, 119.5], [0.0, 0.0, 1.0]])

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from visual_rl_stack import benchmarks
-from visual_rl_stack.residual_policy import latency_bench
-from visual_rl_stack.residual_policy.diffusion_policy import DiffusionPolicyConfig
+from visual_rl_stack.cli.commands import bench as bench_command
+from visual_rl_stack.residual_policy.diffusion_bc import latency_bench
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
+    DiffusionPolicyConfig)
 
 TINY = {'action_dim': 2, 'n_obs_steps': 1, 'horizon': 8, 'n_action_steps': 4,
         'down_dims': (8, 16), 'step_embed_dim': 8, 'n_groups': 4}
@@ -68,9 +68,9 @@ def test_bench_policy_cli_writes_json(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(latency_bench, 'policy_latency',
                         partial(latency_bench.policy_latency, ddim_steps=(2,), warmup=0))
     parser = argparse.ArgumentParser()
-    benchmarks.add_arguments(parser)
+    bench_command.add_arguments(parser)
     out = tmp_path / 'bench.json'
-    assert benchmarks.main(parser.parse_args(['policy', '--chunks', '2', '--json', str(out)])) == 0
+    assert bench_command.main(parser.parse_args(['policy', '--chunks', '2', '--json', str(out)])) == 0
     report = json.loads(out.read_text())
     assert set(report) == {'machine', 'args', 'policy'}
     assert report['args']['chunks'] == 2

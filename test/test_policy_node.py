@@ -13,14 +13,14 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
-
-from visual_rl_stack import topics
-from visual_rl_stack.bringup import GraphRunner
-from visual_rl_stack.collect import collect
-from visual_rl_stack.msg_conversions import (make_joint_state, make_labelled_array,
-                                             make_pose_stamped, stamp_from_seconds)
+from visual_rl_stack.core.policy import PolicyOptions
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.policy_node import PolicyNode, split_tiled
-from visual_rl_stack.residual_policy.train_bc import train_bc
+from visual_rl_stack.ros import topics
+from visual_rl_stack.ros.bringup import GraphRunner
+from visual_rl_stack.ros.msg_conversions import (make_joint_state, make_labelled_array,
+                                                 make_pose_stamped, stamp_from_seconds)
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import TabletopSim
 
@@ -224,11 +224,12 @@ def test_closed_loop_in_lockstep(ros_context, state_run):
 
 def test_eval_via_ros_matches_in_process(ros_context, state_run):
     """The closed loop through DDS reproduces the in-process evaluation of the same seed."""
-    from visual_rl_stack.evaluation import evaluate
-    from visual_rl_stack.ros_policy_eval import evaluate_via_ros
+    from visual_rl_stack.evaluation.episodes import evaluate
+    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
     via_ros = evaluate_via_ros('lift', str(state_run), 1, 1000, progress=False, device='cpu',
                                context=ros_context)
-    in_process = evaluate('lift', str(state_run), 1, 1000, progress=False, device='cpu')
+    in_process = evaluate('lift', str(state_run), 1, 1000, progress=False,
+                          options=PolicyOptions(device='cpu'))
     assert via_ros['via_ros'] and via_ros['episodes'] == 1
     ros_row, local_row = via_ros['per_episode'][0], in_process['per_episode'][0]
     assert (ros_row['success'], ros_row['steps']) == (local_row['success'], local_row['steps'])
@@ -241,8 +242,8 @@ def test_eval_via_ros_matches_in_process(ros_context, state_run):
 
 def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
     """Images travel sim -> camera node (tiled) -> policy node (split) like on a robot."""
-    from visual_rl_stack.evaluation import evaluate
-    from visual_rl_stack.ros_policy_eval import evaluate_via_ros
+    from visual_rl_stack.evaluation.episodes import evaluate
+    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
     run = state_run.parent / 'run_image'
     train_bc(state_run.parent / 'data', run, 'lift', obs_mode='image', steps=3, batch_size=8,
              config_overrides={**TINY, 'image_channels': (8, 16), 'num_keypoints': 8,
@@ -250,7 +251,8 @@ def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
              progress=False, device='cpu')
     via_ros = evaluate_via_ros('lift', str(run), 1, 1001, progress=False, device='cpu',
                                context=ros_context)
-    in_process = evaluate('lift', str(run), 1, 1001, progress=False, device='cpu')
+    in_process = evaluate('lift', str(run), 1, 1001, progress=False,
+                          options=PolicyOptions(device='cpu'))
     assert via_ros['per_episode'][0]['steps'] == in_process['per_episode'][0]['steps']
     assert via_ros['inference_latency_ms']['chunks'] >= 1
 
@@ -260,10 +262,10 @@ def test_online_finetuning_through_ros_updates_the_residual(ros_context, state_r
     import json
 
     import torch
-
     from conftest import make_residual_run
-    from visual_rl_stack.residual_policy.residual_agent import ResidualAgent
-    from visual_rl_stack.ros_policy_eval import evaluate_via_ros
+
+    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
+    from visual_rl_stack.residual_policy.resip.agent import ResidualAgent
     run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
                             critic_hidden_dims=(32,))
     out = tmp_path / 'online'

@@ -9,22 +9,22 @@ import numpy as np
 import pybullet as pb
 import pytest
 import torch
-
-from visual_rl_stack.cli import main
-from visual_rl_stack.collect import collect
-from visual_rl_stack.residual_policy.batched_base import BatchedBasePolicy
-from visual_rl_stack.residual_policy.bc_runner import BCPolicyRunner, sim_observation
-from visual_rl_stack.residual_policy.diffusion_policy import DiffusionPolicy
-from visual_rl_stack.residual_policy.online_learner import OnlineResidualLearner
-from visual_rl_stack.residual_policy.ppo import PPOConfig
-from visual_rl_stack.residual_policy.residual_agent import (open_policy_runner, ResidualAgent,
-                                                            ResidualPolicyRunner)
-from visual_rl_stack.residual_policy.residual_env import (make_reward, ResidualTaskEnv,
-                                                          SHAPING_METRES, TRAIN_SEED_FLOOR,
-                                                          UPRIGHT_RADIANS)
-from visual_rl_stack.residual_policy.train_bc import train_bc
-from visual_rl_stack.residual_policy.train_residual import (ResidualTrainSettings,
-                                                            train_residual)
+from visual_rl_stack.cli.main import main
+from visual_rl_stack.core.observation import sim_observation
+from visual_rl_stack.core.policy import open_policy, PolicyOptions
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
+from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
+from visual_rl_stack.residual_policy.resip.agent import ResidualAgent, ResidualPolicyRunner
+from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
+from visual_rl_stack.residual_policy.resip.env import (make_reward, ResidualTaskEnv,
+                                                       SHAPING_METRES, TRAIN_SEED_FLOOR,
+                                                       UPRIGHT_RADIANS)
+from visual_rl_stack.residual_policy.resip.online_learner import OnlineResidualLearner
+from visual_rl_stack.residual_policy.resip.ppo import PPOConfig
+from visual_rl_stack.residual_policy.resip.train_residual import train_residual
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
 
@@ -267,17 +267,17 @@ def test_residual_runner_samples_its_base_as_it_was_trained(base_run, tmp_path):
     config = json.loads((run / 'config.json').read_text())
     (run / 'config.json').write_text(json.dumps({**config, 'base_noise_scale': 0.0,
                                                  'base_action_steps': 2}))
-    trained = open_policy_runner(run, 'cpu')
+    trained = open_policy(run, PolicyOptions(device='cpu'))
     assert trained.noise_scale == 0.0 and trained.action_steps == 2
-    chosen = open_policy_runner(run, 'cpu', noise_scale=0.5, action_steps=3)
+    chosen = open_policy(run, PolicyOptions(device='cpu', noise_scale=0.5, action_steps=3))
     assert chosen.noise_scale == 0.5 and chosen.action_steps == 3
-    old = open_policy_runner(make_residual_run(base_run, tmp_path / 'old'), 'cpu')
+    old = open_policy(make_residual_run(base_run, tmp_path / 'old'), PolicyOptions(device='cpu'))
     assert old.noise_scale == 1.0 and old.action_steps == TINY['n_action_steps']
 
 
 def test_zero_residual_runner_acts_exactly_like_its_base(base_run, tmp_path):
     zero_run = make_residual_run(base_run, tmp_path / 'zero')
-    residual = open_policy_runner(zero_run, 'cpu', seed=5)
+    residual = open_policy(zero_run, PolicyOptions(device='cpu', seed=5))
     base = BCPolicyRunner(zero_run, 'cpu', num_inference_steps=4, seed=5)
     assert isinstance(residual, ResidualPolicyRunner) and residual.num_inference_steps == 4
     state = np.linspace(-0.5, 0.5, base.config.state_dim).astype(np.float32)
@@ -290,7 +290,7 @@ def test_online_learner_pairs_rewards_with_actions_and_updates_between_episodes(
         base_run, tmp_path):
     run = make_residual_run(base_run, tmp_path / 'run', hidden_dims=(32,),
                             critic_hidden_dims=(32,))
-    runner = open_policy_runner(run, 'cpu')
+    runner = open_policy(run, PolicyOptions(device='cpu'))
     learner = OnlineResidualLearner(runner, tmp_path / 'online', PPOConfig(epochs=3),
                                     min_steps=4)
     before = [p.clone() for p in runner.agent.actor.parameters()]
@@ -312,7 +312,8 @@ def test_online_learner_pairs_rewards_with_actions_and_updates_between_episodes(
     saved = ResidualAgent.from_checkpoint(tmp_path / 'online' / 'residual')
     for a, b in zip(saved.actor.parameters(), runner.agent.actor.parameters()):
         torch.testing.assert_close(a, b)
-    assert isinstance(open_policy_runner(tmp_path / 'online', 'cpu'), ResidualPolicyRunner)
+    assert isinstance(open_policy(tmp_path / 'online', PolicyOptions(device='cpu')),
+                      ResidualPolicyRunner)
     with pytest.raises(ValueError, match='already holds'):
         OnlineResidualLearner(runner, tmp_path / 'online')
     with pytest.raises(ValueError, match='residual run'):
@@ -368,7 +369,8 @@ def test_collect_with_a_policy_can_keep_only_successes(tmp_path):
 
 
 def test_distill_records_the_teacher_and_trains_an_image_student(tmp_path):
-    from visual_rl_stack.distill import distill
+    from visual_rl_stack.residual_policy.diffusion_bc.training.distill import (
+        distill)
     report = distill('bc_state_lift', tmp_path / 'student', episodes=2, seed_start=0,
                      views=('front',), width=32, height=32, steps=3, batch_size=4,
                      overrides=TINY, device='cpu', progress=False)
@@ -382,13 +384,13 @@ def test_distill_records_the_teacher_and_trains_an_image_student(tmp_path):
 
 
 def test_a_residual_run_ships_as_a_model(residual_run, tmp_path):
-    from visual_rl_stack.models import add_model
+    from visual_rl_stack.core.shipped_models import add_model
     out, _ = residual_run
     model = add_model(out, 'resip_tiny', folder=tmp_path)
     assert model.card['kind'] == 'residual' and model.card['task'] == 'lift'
     assert model.card['training']['env_steps'] >= 80
     assert (model.path / 'residual' / 'model.safetensors').is_file()
-    assert isinstance(open_policy_runner(model.path, 'cpu'), ResidualPolicyRunner)
+    assert isinstance(open_policy(model.path, PolicyOptions(device='cpu')), ResidualPolicyRunner)
 
 
 def test_vrl_train_residual_command_runs_worker_processes(base_run, tmp_path, capsys):
@@ -403,7 +405,7 @@ def test_vrl_train_residual_command_runs_worker_processes(base_run, tmp_path, ca
 
 
 def test_rl_bench_reports_all_three_rates(base_run):
-    from visual_rl_stack.residual_policy.rl_bench import rl_throughput
+    from visual_rl_stack.residual_policy.resip.rl_bench import rl_throughput
     result = rl_throughput('lift', str(base_run), envs=1, iterations=1, rollout_steps=8,
                            raw_steps=8)
     assert result['raw_steps_per_s'] > 0 and result['resip']['env_steps'] == 8

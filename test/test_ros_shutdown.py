@@ -5,7 +5,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
-from visual_rl_stack.ros_shutdown import ending_on_shutdown
+from visual_rl_stack.ros.shutdown import ending_on_shutdown
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 import pytest
-
-from visual_rl_stack.residual_policy.safety_filter import (
-    FilterResult, hold_action, SafetyFilter, SafetyLimits)
+from visual_rl_stack.residual_policy.safety_filter import (FilterResult, hold_action, SafetyFilter,
+                                                           SafetyLimits)
 from visual_rl_stack.sim.robot import DOWN, quat_from_rotvec, quat_multiply, Workspace
 
 LIMITS = SafetyLimits(workspace=Workspace(lo=(0.2, -0.4, 0.0), hi=(0.8, 0.4, 0.5)),

@@ -4,8 +4,6 @@ import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
 import numpy as np
 import pytest
-
-import visual_rl_stack.sim  # noqa: F401 - registers the environment ids
 from visual_rl_stack.sim.config import SimConfig, TASK_NAMES
 from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.gym_env import ENV_IDS, VisualRLEnv

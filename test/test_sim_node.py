@@ -17,9 +17,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float32MultiArray, String
 from std_srvs.srv import Trigger
-from visual_rl_stack import topics
-from visual_rl_stack.msg_conversions import (image_to_array, labelled_array_to_dict,
-                                             make_pose_stamped, pose_to_arrays, stamp_to_seconds)
+from visual_rl_stack.core.image_buffers import image_to_array
+from visual_rl_stack.ros import topics
+from visual_rl_stack.ros.msg_conversions import (labelled_array_to_dict, make_pose_stamped,
+                                                 pose_to_arrays, stamp_to_seconds)
 from visual_rl_stack.sim.robot import Workspace
 from visual_rl_stack.sim.sim_node import CommandBuffer, ERROR, SimNode, WARN
 

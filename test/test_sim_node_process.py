@@ -12,8 +12,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
-from visual_rl_stack import topics
-from visual_rl_stack.msg_conversions import image_to_array
+from visual_rl_stack.core.image_buffers import image_to_array
+from visual_rl_stack.ros import topics
 
 
 @pytest.fixture

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from visual_rl_stack.residual_policy.diffusion_policy import (DiffusionPolicy,
-                                                              DiffusionPolicyConfig,
-                                                              fit_normalizers)
-from visual_rl_stack.residual_policy.state_features import StateFeatures
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
+    DiffusionPolicy, DiffusionPolicyConfig, fit_normalizers)
+from visual_rl_stack.residual_policy.diffusion_bc.model.state_features import StateFeatures
 from visual_rl_stack.sim.experts import gripper_down
 
 LABELS = [('ee_position', 3), ('ee_orientation', 4), ('gripper_width', 1),

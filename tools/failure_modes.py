@@ -23,9 +23,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import pybullet as pb
-
-from visual_rl_stack.evaluation import bc_sim_config, load_bc_runner, run_episode
-from visual_rl_stack.residual_policy.bc_runner import BCSimPolicy
+from visual_rl_stack.core.policy import open_policy, PolicyOptions
+from visual_rl_stack.evaluation.episodes import policy_sim_config, PolicyController, run_episode
 from visual_rl_stack.sim.scene import TabletopSim
 from visual_rl_stack.sim.tasks import Task
 from visual_rl_stack.sim.tasks.lift import CUBE_HALF
@@ -101,14 +100,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument('--inference-steps', type=int, default=None)
     parser.add_argument('--action-steps', type=int, default=None)
     args = parser.parse_args(argv)
-    runner = load_bc_runner(args.policy, num_inference_steps=args.inference_steps,
-                            action_steps=args.action_steps, noise_scale=args.noise_scale)
+    runner = open_policy(args.policy, PolicyOptions(num_inference_steps=args.inference_steps,
+                                                    action_steps=args.action_steps,
+                                                    noise_scale=args.noise_scale))
     if runner.task not in CLASSIFIERS:
         parser.error(f'{args.policy} is a {runner.task} policy; failure modes are named for '
                      f'{", ".join(sorted(CLASSIFIERS))}')
     final_pose, failure_mode = CLASSIFIERS[runner.task]
-    sim = TabletopSim(bc_sim_config(runner.task, runner))
-    policy = BCSimPolicy(runner, sim)
+    sim = TabletopSim(policy_sim_config(runner.task, runner))
+    policy = PolicyController(runner, sim)
     modes: Counter = Counter()
     try:
         for seed in range(args.seeds[0], args.seeds[1] + 1):

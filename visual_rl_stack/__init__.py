@@ -1,1 +1,1 @@
-"""visual_rl_stack: shared helpers (messages, configuration, devices, bags) and the vrl CLI."""
+"""visual_rl_stack: the shared base (core, data, ros, evaluation, bench) and the vrl CLI."""

@@ -1,5 +1,7 @@
 """Tabletop tasks and their registry."""
 
+from visual_rl_stack.sim.config import check_task_name
+
 from .base import has_goal_distance, has_tilt, Task
 from .lift import LiftTask
 from .peg_insert import PegInsertTask
@@ -7,7 +9,6 @@ from .pick_place import PickPlaceTask
 from .push import PushTask
 from .reach import ReachTask
 from .stack import Stack3Task, StackTask
-from ..config import check_task_name
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls

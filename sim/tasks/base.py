@@ -12,8 +12,7 @@ from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 import pybullet as pb
-
-from ..robot import PandaRobot, RobotState
+from visual_rl_stack.sim.robot import PandaRobot, RobotState
 
 # Where task objects are spawned (table top, in front of the robot).
 SPAWN_LO = np.array([0.42, -0.18])
@@ -47,12 +46,6 @@ class Task:
         self.robot: Optional[PandaRobot] = None
         self.bodies: list[int] = []
         self._poses: dict[int, tuple] = {}
-
-    @property
-    def expert(self) -> type:
-        """Return the scripted expert class that solves this task."""
-        from ..experts import EXPERTS
-        return EXPERTS[self.name]
 
     def instruction(self) -> str:
         """Return the English instruction a language-conditioned policy receives."""

@@ -1,0 +1,1 @@
+"""Diffusion behaviour cloning: the model, its training and distillation, the runner."""

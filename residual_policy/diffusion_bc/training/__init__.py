@@ -1,0 +1,1 @@
+"""Training a diffusion policy from demonstration bags, and distilling a teacher into it."""

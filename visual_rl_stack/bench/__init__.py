@@ -1,0 +1,1 @@
+"""Benchmarks (``vrl bench``): simulator, ROS, perception, policy and RL throughput."""

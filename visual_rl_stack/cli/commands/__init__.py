@@ -1,0 +1,1 @@
+"""One module per ``vrl`` command, each with ``add_arguments(parser)`` and ``main(args)``."""

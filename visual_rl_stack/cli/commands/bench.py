@@ -1,0 +1,59 @@
+"""``vrl bench``: simulator, ROS, perception, policy and RL throughput and latency."""
+
+import argparse
+from pathlib import Path
+
+from visual_rl_stack.bench.benchmarks import (bench_perception, bench_policy, bench_rl, bench_sim,
+                                              SUITES)
+from visual_rl_stack.core.records import machine_description, write_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Attach the ``vrl bench`` arguments."""
+    parser.add_argument('suite', choices=SUITES, help='what to measure')
+    parser.add_argument('--task', default='lift', help='scene used for the sim suite')
+    parser.add_argument('--steps', type=int, default=300, help='control steps per measurement')
+    parser.add_argument('--views', nargs='*', default=['front', 'side', 'wrist'],
+                        help='cameras rendered in the "with rendering" runs')
+    parser.add_argument('--size', type=int, default=128, help='camera width and height')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='interleaved runs per sim measurement (the best is kept)')
+    parser.add_argument('--frames', type=int, default=200, help='frames for the latency run')
+    parser.add_argument('--policy-state', type=Path, metavar='RUN',
+                        help='shipped model name, state BC run or checkpoint for the policy suite '
+                             '(default: default config, random weights)')
+    parser.add_argument('--policy-image', type=Path, metavar='RUN',
+                        help='shipped model name, image BC run or checkpoint for the policy suite '
+                             '(default: front+wrist 96x96, random weights)')
+    parser.add_argument('--chunks', type=int, default=50,
+                        help='timed chunk inferences per DDIM step count (policy suite)')
+    parser.add_argument('--rl-task', default='peg_insert', help='task of the rl suite')
+    parser.add_argument('--rl-base', default='bc_state_peg_insert',
+                        help='frozen base of the rl suite (shipped name or BC run)')
+    parser.add_argument('--rl-envs', type=int, default=8, help='worker envs of the rl suite')
+    parser.add_argument('--rl-iterations', type=int, default=3,
+                        help='PPO iterations timed in the rl suite (100 steps per env each)')
+    parser.add_argument('--json', type=Path, help='write the results here')
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the chosen suite(s) and write JSON."""
+    results = {'machine': machine_description(), 'args': {
+        'task': args.task, 'steps': args.steps, 'views': args.views, 'size': args.size,
+        'repeats': args.repeats, 'chunks': args.chunks,
+        'policy_state': args.policy_state and str(args.policy_state),
+        'policy_image': args.policy_image and str(args.policy_image),
+        'rl_task': args.rl_task, 'rl_base': args.rl_base, 'rl_envs': args.rl_envs,
+        'rl_iterations': args.rl_iterations}}
+    if args.suite in ('sim', 'all'):
+        results['sim'] = bench_sim(args.task, args.steps, args.views, args.size, args.repeats)
+    if args.suite in ('perception', 'all'):
+        results['perception'] = bench_perception(args.frames, args.views, args.size)
+    if args.suite in ('policy', 'all'):
+        results['policy'] = bench_policy(args.policy_state, args.policy_image, args.chunks)
+    if args.suite in ('rl', 'all'):
+        results['rl'] = bench_rl(args.rl_task, args.rl_base, args.rl_envs, args.rl_iterations)
+    if args.json:
+        write_json(results, args.json)
+        print(f'wrote {args.json}')
+    return 0

@@ -1,0 +1,82 @@
+"""``vrl eval``: success rate of a policy over a range of evaluation seeds."""
+
+import argparse
+import json
+from pathlib import Path
+import shlex
+import sys
+
+from visual_rl_stack.core.policy import PolicyOptions
+from visual_rl_stack.core.records import write_json
+from visual_rl_stack.evaluation.episodes import CONTROLLERS, evaluate
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Attach the ``vrl eval`` arguments."""
+    parser.add_argument('--task', required=True, help='task name, e.g. lift or peg_insert')
+    parser.add_argument('--policy', default='expert',
+                        help='policy to evaluate: a built-in name '
+                             f'({", ".join(sorted(CONTROLLERS))}), a shipped model (see '
+                             '`vrl models`) or the path of a BC run folder or its checkpoint '
+                             'folder')
+    parser.add_argument('--episodes', type=int, default=10, help='number of episodes')
+    parser.add_argument('--seed-start', type=int, default=1000,
+                        help='first evaluation seed; episodes use seed-start .. +episodes-1')
+    parser.add_argument('--json', type=Path, help='write the full result as JSON here')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument('--device', default='auto',
+                        help='device of a BC policy (auto, cpu, cuda, cuda:N)')
+    parser.add_argument('--inference-steps', type=int, default=None,
+                        help="DDIM steps per chunk for a BC policy (default: the checkpoint's)")
+    parser.add_argument('--action-steps', type=int, default=None,
+                        help='actions a BC policy executes from each chunk before re-planning '
+                             "(default: the checkpoint's n_action_steps)")
+    parser.add_argument('--warm-start', type=float, default=None, metavar='STRENGTH',
+                        help='start each chunk from the unexecuted tail of the previous one, '
+                             'noised STRENGTH (0-1] of the way along the schedule '
+                             '(default: off, every chunk from pure noise)')
+    parser.add_argument('--noise-scale', type=float, default=None, metavar='SCALE',
+                        help='multiply the initial noise of every chunk by SCALE >= 0: 1 '
+                             'samples the learned distribution, 0 makes the policy '
+                             'deterministic (default: 1, or for a residual run the scale its '
+                             'base was trained with)')
+    parser.add_argument('--via-ros', action='store_true',
+                        help='run closed loop through the ROS graph in lockstep (sim node -> '
+                             'camera node -> policy node -> sim node) instead of in-process')
+    parser.add_argument('--finetune-out', default=None,
+                        help='with --via-ros and a residual run: fine-tune the residual online '
+                             '(PPO between episodes) and write the result to this folder')
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the evaluation and print a one-line summary."""
+    if args.finetune_out and not args.via_ros:
+        raise ValueError('--finetune-out fine-tunes in the policy node; add --via-ros')
+    if args.via_ros:
+        if args.policy in CONTROLLERS:
+            raise ValueError('--via-ros runs a trained policy in the policy node; for the '
+                             'scripted expert through ROS use `vrl demo`')
+        from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
+        result = evaluate_via_ros(args.task, args.policy, args.episodes, args.seed_start,
+                                  progress=not args.no_progress, device=args.device,
+                                  num_inference_steps=args.inference_steps,
+                                  finetune_out=args.finetune_out,
+                                  action_steps=args.action_steps,
+                                  warm_start=args.warm_start,
+                                  noise_scale=args.noise_scale)
+    else:
+        options = PolicyOptions(device=args.device, num_inference_steps=args.inference_steps,
+                                action_steps=args.action_steps, warm_start=args.warm_start,
+                                noise_scale=args.noise_scale)
+        result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
+                          progress=not args.no_progress, options=options)
+    result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
+        'eval'] else None
+    if args.json:
+        write_json(result, args.json)
+    summary = {k: result[k] for k in ('task', 'policy', 'episodes', 'successes', 'success_rate',
+                                      'mean_episode_length') if k in result}
+    if 'inference_latency_ms' in result:
+        summary['inference_latency_ms'] = result['inference_latency_ms']
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,93 @@
+"""
+``vrl train-bc``: behaviour-clone a diffusion policy from a folder of expert bags.
+
+Example::
+
+    vrl train-bc --task lift --data data/lift --obs state --out runs/bc --steps 20000
+    vrl train-bc --task lift --data data/lift --obs state --out runs/bc --steps 30000 --resume
+
+Policy settings other than those the data decides are given as
+``--set key=value`` (value parsed as JSON, e.g. ``--set down_dims=[16,32,64]``).
+The run folder layout is :mod:`visual_rl_stack.core.run_layout`.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from visual_rl_stack.cli.overrides import parse_override
+from visual_rl_stack.core.devices import DEVICE_NAMES
+from visual_rl_stack.residual_policy.diffusion_bc.model.encoders import OBS_MODES
+from visual_rl_stack.residual_policy.diffusion_bc.model.state_features import FEATURE_SETS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``vrl train-bc`` arguments to ``parser``."""
+    parser.add_argument('--task', required=True, help='task the bags demonstrate, e.g. lift')
+    parser.add_argument('--data', type=Path, required=True,
+                        help='folder of expert bags (from vrl collect)')
+    parser.add_argument('--obs', choices=OBS_MODES, default='state',
+                        help='what the policy observes')
+    parser.add_argument('--out', type=Path, required=True, help='run folder to write')
+    parser.add_argument('--steps', type=int, default=10000,
+                        help='total optimiser steps (with --resume: the new total)')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help="windows per batch (default 256; with --resume: the run's own)")
+    parser.add_argument('--lr', type=float, default=None,
+                        help="peak learning rate (default 1e-4; with --resume: the run's own)")
+    parser.add_argument('--warmup', type=int, default=None,
+                        help="linear warm-up steps (default 500; with --resume: the run's own)")
+    parser.add_argument('--seed', type=int, default=None,
+                        help="training seed (default 0; with --resume: the run's own)")
+    parser.add_argument('--device', default='auto',
+                        help=f'one of {", ".join(DEVICE_NAMES)} or cuda:N')
+    parser.add_argument('--views', nargs='+', default=None,
+                        help='camera views for image observations (default: all in the bags)')
+    parser.add_argument('--checkpoint-every', type=int, default=None,
+                        help='write the checkpoint every N steps and at the end (default '
+                             "1000; with --resume: the run's own)")
+    parser.add_argument('--log-every', type=int, default=None,
+                        help='append a metrics line every N steps (default 10; with '
+                             "--resume: the run's own)")
+    parser.add_argument('--state-features', choices=FEATURE_SETS, default=None,
+                        help='state features the policy derives from the raw state: raw; '
+                        'relative (adds object-minus-gripper positions and headings modulo '
+                        '90 degrees); invariant (only the relative part, heights and gripper '
+                        'opening); frames (relative plus positions in the planar frames '
+                        'facing from one object to another); default raw (a resumed run '
+                        'keeps its own)')
+    parser.add_argument('--action-frame', nargs=2, default=None, metavar=('FROM', 'TO'),
+                        help='learn delta actions in the table-plane frame facing from '
+                        'state position field FROM to TO (push: block_position '
+                        'goal_position); default world coordinates (a resumed run keeps '
+                        'its own)')
+    parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
+                        default=[], metavar='KEY=VALUE',
+                        help='override a DiffusionPolicyConfig field (JSON value)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --out from its training state')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``vrl train-bc`` from parsed arguments and print a one-line summary."""
+    from visual_rl_stack.core.run_layout import SUMMARY
+    from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import (
+        train_bc)
+    overrides = dict(args.overrides)
+    if args.state_features is not None:
+        overrides['state_features'] = args.state_features
+    if args.action_frame is not None:
+        overrides['action_frame'] = tuple(args.action_frame)
+    checkpoint = train_bc(args.data, args.out, args.task, obs_mode=args.obs, steps=args.steps,
+                          batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                          seed=args.seed, device=args.device, resume=args.resume,
+                          config_overrides=overrides,
+                          progress=not args.no_progress, views=args.views,
+                          checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+    summary = json.loads((Path(args.out) / SUMMARY).read_text())
+    print(f'trained {args.task} ({args.obs}) to step {summary["steps"]}: '
+          f'final loss {summary["final_loss"]:.4f}, '
+          f'{summary["samples_per_s"]:.0f} samples/s on {summary["device"]}, '
+          f'checkpoint {checkpoint}')
+    return 0

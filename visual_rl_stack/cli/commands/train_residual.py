@@ -1,0 +1,59 @@
+r"""
+``vrl train-residual``: refine a frozen diffusion BC policy with a PPO-trained residual (ResiP).
+
+Example::
+
+    vrl train-residual --task stack --base bc_state_stack --out runs/rl/stack --envs 8
+    vrl train-residual --task stack --base bc_state_stack --out runs/rl/stack \\
+        --total-steps 2000000 --resume
+    vrl train-residual --task stack --base bc_state_stack --out runs/rl/stack2 \\
+        --init-residual runs/rl/stack
+
+``--base`` is a shipped model name (``vrl models``) or a state-based BC run
+folder. Residual and PPO settings other than the flags are given as
+``--residual key=value`` and ``--ppo key=value`` (JSON values). The run
+folder layout is :mod:`visual_rl_stack.core.run_layout`;
+``vrl eval --policy RUN`` evaluates base + residual.
+"""
+
+import argparse
+
+from visual_rl_stack.cli.overrides import parse_override
+from visual_rl_stack.cli.settings_args import add_settings_arguments, settings_from_args
+from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
+from visual_rl_stack.residual_policy.resip.env import REWARD_FUNCTIONS
+
+#: Flag spellings of earlier releases, kept working.
+FLAG_ALIASES = {'base_inference_steps': ('--base-steps',)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``vrl train-residual`` arguments: the settings' fields, overrides, run control."""
+    parser.add_argument('--out', required=True, help='run folder to write')
+    add_settings_arguments(parser, ResidualTrainSettings, aliases=FLAG_ALIASES,
+                           choices={'reward': REWARD_FUNCTIONS})
+    parser.add_argument('--residual', dest='residual_overrides', type=parse_override,
+                        action='append', default=[], metavar='KEY=VALUE',
+                        help='override a ResidualConfig field, e.g. residual_scale=0.2')
+    parser.add_argument('--ppo', dest='ppo_overrides', type=parse_override, action='append',
+                        default=[], metavar='KEY=VALUE',
+                        help='override a PPOConfig field, e.g. actor_lr=1e-4')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --out from its training state')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``vrl train-residual`` and print a one-line summary."""
+    from visual_rl_stack.residual_policy.resip.ppo import PPOConfig
+    from visual_rl_stack.residual_policy.resip.train_residual import train_residual
+    settings = settings_from_args(ResidualTrainSettings, args)
+    ppo = PPOConfig.from_dict({**PPOConfig().to_dict(), **dict(args.ppo_overrides)})
+    summary = train_residual(args.out, settings, dict(args.residual_overrides), ppo,
+                             resume=args.resume, progress=not args.no_progress)
+    start = 'frozen base' if args.init_residual is None else f'start: {args.init_residual}'
+    print(f'residual on {args.task}: validation success {summary["baseline_val_success"]:.0%}'
+          f' ({start}) -> best {summary["best_val_success"]:.0%} at '
+          f'{summary["best_at_env_steps"]} env steps; {summary["env_steps"]} steps in '
+          f'{summary["wall_s"] / 60:.1f} min; best residual in {args.out}/residual')
+    return 0

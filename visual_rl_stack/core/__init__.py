@@ -1,0 +1,1 @@
+"""The shared base: run layout, records, checkpoints, devices, observations, policy registry."""

@@ -1,0 +1,48 @@
+"""
+The run folder: one definition of the files a training run and a shipped model hold.
+
+Every trainer writes, and every loader reads, these names::
+
+    RUN/config.json         run config: task, observations, action mode, ``kind``
+    RUN/checkpoint/         the diffusion policy (weights, config, normalisation)
+    RUN/residual/           a residual run's best residual (actor and critic)
+    RUN/residual_last/      a residual run's latest residual (for resuming)
+    RUN/metrics.jsonl       one JSON line per logged step
+    RUN/summary.json        the outcome of the last session
+    RUN/training_state.pt   optimiser state for ``--resume``
+    RUN/tensorboard/        TensorBoard event files
+    RUN/model.json          a shipped model's card (``vrl models``)
+"""
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+PathLike = Union[str, os.PathLike]
+RUN_CONFIG = 'config.json'
+CHECKPOINT = 'checkpoint'
+RESIDUAL = 'residual'
+RESIDUAL_LAST = 'residual_last'
+METRICS = 'metrics.jsonl'
+SUMMARY = 'summary.json'
+TRAINING_STATE = 'training_state.pt'
+TENSORBOARD = 'tensorboard'
+LOSS_PLOT = 'loss.png'
+CURVE_PLOT = 'learning_curve.png'
+MODEL_CARD = 'model.json'
+#: Policy kinds a run folder can hold, by its layout when its config does not say.
+BC_KIND = 'bc'
+RESIDUAL_KIND = 'residual'
+
+
+def run_kind(run_dir: Path, run_config: Optional[dict] = None) -> str:
+    """
+    Return the policy kind of a run folder: its config's ``kind``, else from its layout.
+
+    Runs written before the config recorded a kind are BC runs, or residual
+    runs when they hold a ``residual/`` folder.
+    """
+    kind = (run_config or {}).get('kind')
+    if kind:
+        return str(kind)
+    return RESIDUAL_KIND if (Path(run_dir) / RESIDUAL).is_dir() else BC_KIND

@@ -1,0 +1,1 @@
+"""Demonstration data: rosbag2 (MCAP) bags, the recorder and its node, collection, datasets."""
