@@ -167,8 +167,16 @@ def resolve_run(run_or_checkpoint: PathLike) -> tuple[Path, Optional[dict]]:
 
 
 def policy_kind(name_or_path: PathLike) -> str:
-    """Return the kind of a policy source: its own run config's, else from its layout."""
+    """
+    Return the kind of a policy source: a run folder's, or ``bc`` for a bare checkpoint.
+
+    A run folder (``config.json`` beside ``checkpoint/``) names its kind, or
+    shows it by its layout (:func:`.run_layout.run_kind`); a checkpoint folder
+    on its own holds a diffusion policy.
+    """
     path = resolve_policy(name_or_path)
+    if not (path / CHECKPOINT).is_dir():
+        return BC_KIND
     config_path = path / RUN_CONFIG
     run_config = json.loads(config_path.read_text()) if config_path.is_file() else None
     return run_kind(path, run_config)

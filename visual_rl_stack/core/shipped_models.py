@@ -29,10 +29,11 @@ from typing import Optional
 
 from safetensors.torch import load_file, save_file
 import torch
-from visual_rl_stack.core.run_layout import CHECKPOINT, MODEL_CARD, PathLike, RESIDUAL, RUN_CONFIG
 
 from .checkpoints import CONFIG_FILE, NORMALIZATION_FILE, WEIGHTS_FILE
 from .package_files import share_folder, source_folder
+from .run_layout import (CHECKPOINT, MODEL_CARD, PathLike, RESIDUAL, RESIDUAL_KIND, RUN_CONFIG,
+                         run_kind)
 
 #: How shipped diffusion weights may be stored.
 WEIGHT_DTYPES = {'float16': torch.float16, 'float32': torch.float32}
@@ -173,7 +174,8 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
         raise ValueError(f'{run} is not a training run folder (needs {CHECKPOINT}/'
                          f'{WEIGHTS_FILE} and {RUN_CONFIG})')
     run_config = json.loads((run / RUN_CONFIG).read_text())
-    is_residual = (run / RESIDUAL).is_dir()
+    kind = run_kind(run, run_config)
+    is_residual = kind == RESIDUAL_KIND
     if evaluation is not None and evaluation.get('task') != run_config.get('task'):
         raise ValueError(f'the evaluation is of task {evaluation.get("task")!r}, the run was '
                          f'trained on {run_config.get("task")!r}')
@@ -197,7 +199,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
         trimmed = _trim(run_config)
         (staging / RUN_CONFIG).write_text(json.dumps(trimmed, indent=2) + '\n')
         card = {
-            'name': name, 'kind': 'residual' if is_residual else 'bc',
+            'name': name, 'kind': kind,
             'task': run_config.get('task'),
             'obs_mode': run_config.get('obs_mode'),
             'action_mode': run_config.get('action_mode'),

@@ -41,8 +41,8 @@ from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import read_checkpoint_config
 from visual_rl_stack.core.devices import autocast_context, resolve_device
 from visual_rl_stack.core.records import machine_description, write_json
-from visual_rl_stack.core.run_layout import (CHECKPOINT, LOSS_PLOT, METRICS, PathLike, RUN_CONFIG,
-                                             SUMMARY, TENSORBOARD, TRAINING_STATE)
+from visual_rl_stack.core.run_layout import (BC_KIND, CHECKPOINT, LOSS_PLOT, METRICS, PathLike,
+                                             RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE)
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
     create_ema, DiffusionPolicy, DiffusionPolicyConfig, ema_weights, fit_normalizers)
@@ -290,8 +290,8 @@ def _run_config(out_dir: Path, saved: Optional[dict], data_dir: Path, task: str,
     previous = []
     if saved is not None and (out_dir / RUN_CONFIG).is_file():
         previous = json.loads((out_dir / RUN_CONFIG).read_text()).get('sessions', [])
-    return {'task': task, 'data': str(data_dir), 'obs_mode': obs_mode, 'steps': steps,
-            'batch_size': batch_size, 'lr': lr, 'warmup': warmup, 'seed': seed,
+    return {'kind': BC_KIND, 'task': task, 'data': str(data_dir), 'obs_mode': obs_mode,
+            'steps': steps, 'batch_size': batch_size, 'lr': lr, 'warmup': warmup, 'seed': seed,
             'optimizer': {'name': 'AdamW', 'betas': [0.95, 0.999], 'weight_decay': 1e-6},
             'lr_schedule': 'cosine', 'checkpoint_every': checkpoint_every,
             'log_every': log_every, 'episodes': len(episodes), 'windows': len(windows),
