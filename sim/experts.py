@@ -47,6 +47,8 @@ class Waypoint:
     grip: float
     speed: float = FAST
     noise_scale: float = 1.0
+    #: xyzw TCP orientation to hold instead of the downward gripper at ``yaw``.
+    orientation: Optional[np.ndarray] = None
 
 
 def gripper_down(yaw: float) -> np.ndarray:
@@ -116,7 +118,8 @@ class Expert:
         norm = float(np.linalg.norm(step))
         if norm > wp.speed:
             step *= wp.speed / norm
-        turn = quat_to_rotvec(quat_multiply(gripper_down(wp.yaw), quat_conjugate(ref_orn)))
+        orn = gripper_down(wp.yaw) if wp.orientation is None else wp.orientation
+        turn = quat_to_rotvec(quat_multiply(orn, quat_conjugate(ref_orn)))
         angle = float(np.linalg.norm(turn))
         if angle > sim.max_rot_delta:
             turn *= sim.max_rot_delta / angle
@@ -299,12 +302,40 @@ class StackExpert(PickAndPlaceExpert):
 
 
 class PushExpert(Expert):
-    """Get behind the block on the goal line, then push it along that line."""
+    """
+    Get behind the block on the goal line, then push it along that line.
+
+    A push that tips the block onto the fingers can pitch the hand until the
+    wrist sits at its joint limit with the fingertips pressed into the table.
+    Backing off from there (away from the goal, up, hand straightened) can keep
+    them pinned for tens of steps, so a back-off whose TCP stops rising lifts
+    straight up instead, holding the hand as it is, and then re-approaches
+    from behind the block.
+    """
+
+    #: A back-off that gains less height (m) than this ...
+    rise_gain = 0.004
+    #: ... in this many steps is stuck.
+    stall_steps = 4
+
+    def goto(self, phase: str) -> None:
+        """Enter a phase and forget the height the previous one reached."""
+        super().goto(phase)
+        self.highest = -float('inf')
+        self.stalled = 0
+
+    def rising(self, height: float) -> bool:
+        """Return whether the TCP has climbed ``rise_gain`` within the last ``stall_steps``."""
+        if height > self.highest + self.rise_gain:
+            self.highest, self.stalled = height, 0
+        else:
+            self.stalled += 1
+        return self.stalled < self.stall_steps
 
     def plan(self, sim: TabletopSim) -> Waypoint:
         """Run one step of the pushing state machine."""
-        state = sim.task_state()
-        ee = sim.robot_state().ee_position
+        state, robot = sim.task_state(), sim.robot_state()
+        ee = robot.ee_position
         block, goal = state['block_position'][:2], state['goal_position'][:2]
         u = goal - block
         u /= max(float(np.linalg.norm(u)), 1e-6)
@@ -330,6 +361,13 @@ class PushExpert(Expert):
             return Waypoint(np.array([*end, 0.02]), heading, CLOSED, SLOW)
         if ee[2] > 0.07:
             self.goto('above')
+        elif self.phase == 'up' and not self.rising(float(ee[2])):
+            self.goto('rise')
+        if self.phase == 'rise':
+            # Moving sideways or straightening the hand keeps jammed fingertips pressed into
+            # the table; rising with the hand as it is frees them within a few steps.
+            return Waypoint(np.array([ee[0], ee[1], 0.08]), heading, CLOSED,
+                            orientation=robot.ee_orientation)
         return Waypoint(np.array([ee[0] - u[0] * 0.02, ee[1] - u[1] * 0.02, 0.08]),
                         heading, CLOSED)
 
