@@ -10,6 +10,7 @@ from visual_rl_stack.core.observation import sim_observation
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import TabletopSim
@@ -28,8 +29,8 @@ def data_dir(tmp_path_factory):
 def state_run(data_dir):
     """Train a tiny state-based run for 30 steps on the CPU."""
     run = data_dir.parent / 'run_state'
-    train_bc(data_dir, run, 'lift', steps=30, batch_size=32, config_overrides=TINY,
-             progress=False, device='cpu')
+    train_bc(BCTrainSettings(task='lift', data=str(data_dir), steps=30, batch_size=32,
+                             device='cpu'), run, config_overrides=TINY, progress=False)
     return run
 
 
@@ -164,10 +165,11 @@ def test_vrl_eval_runs_a_bc_run(state_run, tmp_path):
 
 def test_vrl_eval_runs_an_image_run(data_dir, tmp_path):
     run = tmp_path / 'run_image'
-    checkpoint = train_bc(data_dir, run, 'lift', obs_mode='image', steps=5, batch_size=8,
+    checkpoint = train_bc(BCTrainSettings(task='lift', data=str(data_dir), obs_mode='image',
+                                          steps=5, batch_size=8, device='cpu'), run,
                           config_overrides={**TINY, 'image_channels': (8, 16),
                                             'num_keypoints': 8, 'image_feature_dim': 16},
-                          progress=False, device='cpu')
+                          progress=False)
     result = _eval(checkpoint, tmp_path, 'image')
     assert len(result['per_episode']) == 2
     assert result['inference_latency_ms']['chunks'] > 0

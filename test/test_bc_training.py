@@ -10,6 +10,7 @@ from visual_rl_stack.data.collect import collect
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 from visual_rl_stack.residual_policy.diffusion_bc.training.bc_windows import BCWindows
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 
 SMALL = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_obs_steps': 2, 'n_action_steps': 4,
@@ -27,9 +28,9 @@ def bags(tmp_path_factory):
 def run(bags, tmp_path_factory):
     """Train 60 steps on state; return (run folder, checkpoint)."""
     out = tmp_path_factory.mktemp('run') / 'bc'
-    checkpoint = train_bc(bags, out, 'lift', steps=60, batch_size=32, lr=1e-3, warmup=5,
-                          config_overrides=SMALL, progress=False, checkpoint_every=25,
-                          log_every=1)
+    checkpoint = train_bc(BCTrainSettings(task='lift', data=str(bags), steps=60, batch_size=32,
+                                          lr=1e-3, warmup=5, checkpoint_every=25, log_every=1),
+                          out, config_overrides=SMALL, progress=False)
     return out, checkpoint
 
 

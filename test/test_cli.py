@@ -8,7 +8,8 @@ import sys
 
 import pytest
 from visual_rl_stack.cli.main import build_parser, command_module, COMMANDS, main
-from visual_rl_stack.cli.settings_args import settings_from_args
+from visual_rl_stack.cli.settings_args import flag_name, settings_from_args
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 
 
@@ -41,7 +42,7 @@ DOCUMENTED = ('eval', 'collect', 'record', 'bringup', 'bench', 'demo', 'train-bc
 def test_help_lists_every_command_by_its_exact_name():
     text = subprocess.run([sys.executable, '-m', 'visual_rl_stack.cli', '--help'],
                           capture_output=True, text=True, check=True).stdout
-    listed = re.search(r'\{([a-z,-]+)\}', text).group(1).split(',')
+    listed = re.findall(r'^    ([a-z-]+)(?:  |$)', text, flags=re.MULTILINE)
     assert sorted(listed) == sorted(DOCUMENTED) == sorted(COMMANDS)
 
 
@@ -55,14 +56,26 @@ def test_every_command_builds_its_parser_from_one_naming_scheme(command):
     assert exit_info.value.code == 0
 
 
-def test_train_residual_flags_are_the_settings_fields_with_their_defaults():
-    parser = build_parser('train-residual')
-    args = parser.parse_args(['train-residual', '--task', 'lift', '--base', 'b', '--out', 'o'])
-    for spec in fields(ResidualTrainSettings):
+#: Training command -> (its settings dataclass, the least it needs besides --out).
+GENERATED = {
+    'train-residual': (ResidualTrainSettings, {'task': 'lift', 'base': 'b'}),
+    'train-bc': (BCTrainSettings, {'task': 'lift', 'data': 'bags'}),
+}
+
+
+@pytest.mark.parametrize('command', sorted(GENERATED))
+def test_training_flags_are_the_settings_fields_with_their_defaults(command):
+    settings_cls, required = GENERATED[command]
+    argv = [command, '--out', 'o'] + [word for name, value in required.items()
+                                      for word in (flag_name(name), value)]
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    sub_help = parser._subparsers._group_actions[0].choices[command].format_help()
+    for spec in fields(settings_cls):
+        assert flag_name(spec.name) in sub_help, spec.name
         if spec.default is not MISSING:
             assert getattr(args, spec.name) == spec.default, spec.name
-    settings = settings_from_args(ResidualTrainSettings, args)
-    assert settings == ResidualTrainSettings(task='lift', base='b')
+    assert settings_from_args(settings_cls, args) == settings_cls(**required)
 
 
 def test_old_flag_spellings_still_parse():
@@ -70,3 +83,8 @@ def test_old_flag_spellings_still_parse():
     args = parser.parse_args(['train-residual', '--task', 'lift', '--base', 'b', '--out', 'o',
                               '--base-steps', '7', '--total-steps', '5'])
     assert args.base_inference_steps == 7 and args.total_steps == 5
+    args = build_parser('train-bc').parse_args(['train-bc', '--task', 'lift', '--data', 'd',
+                                                '--out', 'o', '--obs', 'image',
+                                                '--views', 'front', 'wrist'])
+    settings = settings_from_args(BCTrainSettings, args)
+    assert settings.obs_mode == 'image' and settings.views == ('front', 'wrist')

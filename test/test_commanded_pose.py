@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from visual_rl_stack.sim.commanded_pose import CommandedPose, MAX_LEAD
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.experts import make_expert

@@ -8,6 +8,7 @@ from visual_rl_stack.data.bags import bag_topics
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.evaluation.demo import run_demo
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.ros import topics
 
@@ -17,8 +18,8 @@ TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 def test_demo_graph_records_a_readable_successful_episode(tmp_path):
     data = collect('lift', 1, tmp_path / 'data', views=('front',), width=32, height=32)
     policy = tmp_path / 'bc_run'
-    train_bc(data, policy, 'lift', steps=5, batch_size=16, config_overrides=TINY,
-             progress=False, device='cpu')
+    train_bc(BCTrainSettings(task='lift', data=str(data), steps=5, batch_size=16, device='cpu'),
+             policy, config_overrides=TINY, progress=False)
     residual = make_residual_run(policy, tmp_path / 'residual_run')
     report = run_demo(tmp_path / 'demo', ['reach'], episodes=1, seed_start=1000,
                       policies=[str(residual)], policy_episodes=1)

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pybullet as pb
 import pytest
-
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import TabletopSim
 from visual_rl_stack.sim.tasks.lift import CUBE_HALF

@@ -12,6 +12,7 @@ from visual_rl_stack.core import shipped_models as models
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.resip.agent import ResidualPolicyRunner
 
@@ -27,8 +28,9 @@ def run(tmp_path_factory):
         sys.argv = ['/somewhere/bin/vrl', 'collect', '--task', 'lift', '--episodes', '1']
         data = collect('lift', 1, root / 'data', views=('front',), width=32, height=32)
         sys.argv = ['/somewhere/bin/vrl', 'train-bc', '--task', 'lift', '--steps', '5']
-        train_bc(data, root / 'run', 'lift', steps=5, batch_size=16, config_overrides=TINY,
-                 progress=False, device='cpu')
+        train_bc(BCTrainSettings(task='lift', data=str(data), steps=5, batch_size=16,
+                                 device='cpu'), root / 'run', config_overrides=TINY,
+                 progress=False)
     finally:
         sys.argv = saved
     return root / 'run'

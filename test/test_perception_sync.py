@@ -1,7 +1,6 @@
 """Multi-view synchroniser: complete sets, tolerance, missing views, bounded queues."""
 
 import pytest
-
 from visual_rl_stack.perception.sync import MultiViewSynchronizer
 
 VIEWS = ['front', 'side', 'wrist']

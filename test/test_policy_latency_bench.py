@@ -70,7 +70,8 @@ def test_bench_policy_cli_writes_json(tmp_path: Path, monkeypatch: pytest.Monkey
     parser = argparse.ArgumentParser()
     bench_command.add_arguments(parser)
     out = tmp_path / 'bench.json'
-    assert bench_command.main(parser.parse_args(['policy', '--chunks', '2', '--json', str(out)])) == 0
+    args = parser.parse_args(['policy', '--chunks', '2', '--json', str(out)])
+    assert bench_command.main(args) == 0
     report = json.loads(out.read_text())
     assert set(report) == {'machine', 'args', 'policy'}
     assert report['args']['chunks'] == 2

@@ -15,6 +15,7 @@ from std_msgs.msg import Float32MultiArray, Float64
 from std_srvs.srv import SetBool, Trigger
 from visual_rl_stack.core.policy import PolicyOptions
 from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.policy_node import PolicyNode, split_tiled
 from visual_rl_stack.ros import topics
@@ -33,8 +34,8 @@ def state_run(tmp_path_factory):
     root = tmp_path_factory.mktemp('policy_node')
     data = collect('lift', 1, root / 'data', views=('front',), width=32, height=32)
     run = root / 'run'
-    train_bc(data, run, 'lift', steps=5, batch_size=16, config_overrides=TINY,
-             progress=False, device='cpu')
+    train_bc(BCTrainSettings(task='lift', data=str(data), steps=5, batch_size=16, device='cpu'),
+             run, config_overrides=TINY, progress=False)
     return run
 
 
@@ -245,10 +246,10 @@ def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
     from visual_rl_stack.evaluation.episodes import evaluate
     from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
     run = state_run.parent / 'run_image'
-    train_bc(state_run.parent / 'data', run, 'lift', obs_mode='image', steps=3, batch_size=8,
+    train_bc(BCTrainSettings(task='lift', data=str(state_run.parent / 'data'), obs_mode='image',
+                             steps=3, batch_size=8, device='cpu'), run,
              config_overrides={**TINY, 'image_channels': (8, 16), 'num_keypoints': 8,
-                               'image_feature_dim': 16},
-             progress=False, device='cpu')
+                               'image_feature_dim': 16}, progress=False)
     via_ros = evaluate_via_ros('lift', str(run), 1, 1001, progress=False, device='cpu',
                                context=ros_context)
     in_process = evaluate('lift', str(run), 1, 1001, progress=False,

@@ -16,6 +16,7 @@ from visual_rl_stack.data.collect import collect
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.resip.agent import ResidualAgent, ResidualPolicyRunner
 from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
@@ -36,8 +37,8 @@ def base_run(tmp_path_factory):
     """Train a tiny state-based lift policy on two demonstrations."""
     root = tmp_path_factory.mktemp('residual')
     data = collect('lift', 2, root / 'data', views=('front',), width=32, height=32)
-    train_bc(data, root / 'bc', 'lift', steps=20, batch_size=32, config_overrides=TINY,
-             progress=False, device='cpu')
+    train_bc(BCTrainSettings(task='lift', data=str(data), steps=20, batch_size=32, device='cpu'),
+             root / 'bc', config_overrides=TINY, progress=False)
     return root / 'bc'
 
 

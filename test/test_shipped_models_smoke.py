@@ -3,7 +3,7 @@
 from math import comb
 
 import pytest
-from visual_rl_stack.core.policy import PolicyOptions, policy_kind
+from visual_rl_stack.core.policy import policy_kind, PolicyOptions
 from visual_rl_stack.core.shipped_models import shipped_models
 from visual_rl_stack.evaluation.episodes import evaluate
 

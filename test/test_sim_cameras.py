@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from visual_rl_stack.sim.cameras import backproject, CameraScheduler
 from visual_rl_stack.sim.config import CameraSpec, RandomizationConfig, SimConfig
 from visual_rl_stack.sim.scene import TabletopSim

@@ -1,7 +1,6 @@
 """Tests of simulator configuration validation and YAML round trips."""
 
 import pytest
-
 from visual_rl_stack.sim.config import CameraSpec, default_cameras, SimConfig, TASK_NAMES
 from visual_rl_stack.sim.tasks import make_task, TASKS
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pybullet as pb
 import pytest
-
 from visual_rl_stack.sim import raw_bench
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import TabletopSim

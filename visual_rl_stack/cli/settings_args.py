@@ -19,13 +19,16 @@ def flag_name(field_name: str) -> str:
     return '--' + field_name.replace('_', '-')
 
 
-def _value_type(annotation: Any) -> type:
-    """Return the scalar type of ``int``, ``Optional[int]`` and the like."""
-    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
-    scalar = arguments[0] if typing.get_origin(annotation) is typing.Union else annotation
-    if scalar not in (int, float, str, bool):
+def _value_type(annotation: Any) -> tuple[type, Optional[str]]:
+    """Return ``(scalar type, nargs)`` of ``int``, ``Optional[int]``, ``tuple[str, ...]``..."""
+    if typing.get_origin(annotation) is typing.Union:
+        annotation = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+    nargs = None
+    if typing.get_origin(annotation) is tuple:
+        annotation, nargs = typing.get_args(annotation)[0], '+'
+    if annotation not in (int, float, str, bool):
         raise TypeError(f'no command-line type for {annotation!r}')
-    return scalar
+    return annotation, nargs
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: Type[Any],
@@ -34,7 +37,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: Type[A
     """Add one flag per field of dataclass ``settings_cls`` to ``parser``."""
     hints = typing.get_type_hints(settings_cls)
     for spec in fields(settings_cls):
-        value_type = _value_type(hints[spec.name])
+        value_type, nargs = _value_type(hints[spec.name])
         names = [flag_name(spec.name), *(aliases or {}).get(spec.name, ())]
         kwargs: dict[str, Any] = {'dest': spec.name, 'help': spec.metadata.get('help', '')}
         if spec.default is MISSING:
@@ -44,7 +47,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: Type[A
         if value_type is bool:
             kwargs['action'] = argparse.BooleanOptionalAction
         else:
-            kwargs['type'] = value_type
+            kwargs.update(type=value_type, nargs=nargs)
         if choices and spec.name in choices:
             kwargs['choices'] = sorted(choices[spec.name])
         parser.add_argument(*names, **kwargs)
@@ -52,4 +55,6 @@ def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: Type[A
 
 def settings_from_args(settings_cls: Type[Settings], args: argparse.Namespace) -> Settings:
     """Build ``settings_cls`` from the parsed flags of :func:`add_settings_arguments`."""
-    return settings_cls(**{spec.name: getattr(args, spec.name) for spec in fields(settings_cls)})
+    values = {spec.name: getattr(args, spec.name) for spec in fields(settings_cls)}
+    return settings_cls(**{name: tuple(value) if isinstance(value, list) else value
+                           for name, value in values.items()})

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-OBS_MODES = ('state', 'image', 'state+image')
+from .obs_modes import OBS_MODES
 
 
 class StateEncoder(nn.Module):

@@ -29,6 +29,8 @@ from visual_rl_stack.data.collect import collect
 from visual_rl_stack.evaluation.episodes import PolicyController
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 
+from .config import BCTrainSettings
+
 DATA_DIR = 'data'
 REPORT = 'distill.json'
 #: The student settings of the shipped image BC models (small CNN, one observation step).
@@ -60,8 +62,9 @@ def distill(teacher: str, out_dir: Path, obs_mode: str = 'image', task: Optional
     if not kept:
         raise ValueError(f'the teacher succeeded in none of {len(recorded)} episodes; '
                          'nothing to distil')
-    train_bc(data_dir, out_dir, task, obs_mode=obs_mode, steps=steps, batch_size=batch_size,
-             lr=lr, warmup=warmup, views=list(views), device=device, progress=progress,
+    train_bc(BCTrainSettings(task=task, data=str(data_dir), obs_mode=obs_mode, steps=steps,
+                             batch_size=batch_size, lr=lr, warmup=warmup, views=tuple(views),
+                             device=device), out_dir, progress=progress,
              config_overrides={**STUDENT_DEFAULTS, **dict(overrides or {})})
     report = {'teacher': str(teacher), 'task': task, 'student_obs': obs_mode,
               'seeds': [seed_start, seed_start + episodes - 1],

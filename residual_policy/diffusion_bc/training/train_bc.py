@@ -46,26 +46,21 @@ from visual_rl_stack.core.run_layout import (BC_KIND, CHECKPOINT, LOSS_PLOT, MET
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
     create_ema, DiffusionPolicy, DiffusionPolicyConfig, ema_weights, fit_normalizers)
-from visual_rl_stack.residual_policy.diffusion_bc.model.encoders import OBS_MODES
 from visual_rl_stack.residual_policy.diffusion_bc.model.normalization import MinMaxNormalizer
 
 from .bc_windows import BCWindows
+from .config import BCTrainSettings
 
 #: Training settings of a new run that the caller leaves unset.
-TRAINING_DEFAULTS = {'batch_size': 256, 'lr': 1e-4, 'warmup': 500, 'seed': 0,
-                     'checkpoint_every': 1000, 'log_every': 10}
 #: Config fields the data decides; overrides may not set them.
 DATA_FIELDS = ('obs_mode', 'state_dim', 'state_labels', 'action_dim', 'views', 'image_size')
 
 
-def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = 'state',
-             steps: int = 10000, batch_size: Optional[int] = None, lr: Optional[float] = None,
-             warmup: Optional[int] = None, seed: Optional[int] = None, device: str = 'auto',
-             resume: bool = False, config_overrides: Optional[Mapping[str, Any]] = None,
-             progress: bool = True, views: Optional[list[str]] = None,
-             checkpoint_every: Optional[int] = None, log_every: Optional[int] = None) -> Path:
+def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
+             config_overrides: Optional[Mapping[str, Any]] = None,
+             progress: bool = True) -> Path:
     """
-    Train a diffusion policy on the bags in ``data_dir``; return the checkpoint folder.
+    Train a diffusion policy on the bags in ``settings.data``; return the checkpoint folder.
 
     ``config_overrides`` sets :class:`DiffusionPolicyConfig` fields other than
     those the data decides (``DATA_FIELDS``). Raises ValueError or
@@ -73,16 +68,18 @@ def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = '
     data folder, bags of another task, an ``obs_mode`` whose images the bags
     lack, a run folder that already holds a run (without ``resume``) or a
     resume with nothing left to do. Unset (None) training settings are the
-    resumed run's own, or :data:`TRAINING_DEFAULTS` for a new run.
+    resumed run's own, or :data:`.config.TRAINING_DEFAULTS` for a new run.
     """
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    settings = _training_settings(out_dir, resume, batch_size=batch_size, lr=lr, warmup=warmup,
-                                  seed=seed, checkpoint_every=checkpoint_every,
-                                  log_every=log_every)
-    batch_size, lr, warmup = settings['batch_size'], settings['lr'], settings['warmup']
-    seed, checkpoint_every = settings['seed'], settings['checkpoint_every']
-    log_every = settings['log_every']
-    _check_settings(obs_mode, steps, batch_size, lr, warmup, checkpoint_every, log_every)
+    out_dir = Path(out_dir)
+    own = {}
+    if resume and (out_dir / RUN_CONFIG).is_file():
+        own = json.loads((out_dir / RUN_CONFIG).read_text())
+    settings = settings.resolved(own)
+    settings.check()
+    data_dir, views = Path(settings.data), list(settings.views or ()) or None
+    task, obs_mode, steps = settings.task, settings.obs_mode, settings.steps
+    batch_size, lr, warmup, seed = settings.batch_size, settings.lr, settings.warmup, settings.seed
+    checkpoint_every, log_every = settings.checkpoint_every, settings.log_every
     overrides = dict(config_overrides or {})
     fixed = sorted(set(overrides) & set(DATA_FIELDS))
     if fixed:
@@ -95,7 +92,7 @@ def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = '
                          'pass --resume to continue it or choose another --out')
     dataset = load_episodes(data_dir, task, obs_mode, views)
     episodes = list(dataset.episodes())
-    device_ = resolve_device(device)
+    device_ = resolve_device(settings.device)
     saved = torch.load(state_path, map_location='cpu', weights_only=True) if resume else None
     if saved is None:
         probe = BCWindows(episodes, 1, 1, obs_mode, views)
@@ -142,9 +139,7 @@ def train_bc(data_dir: PathLike, out_dir: PathLike, task: str, obs_mode: str = '
         torch.set_rng_state(saved['torch_rng'])
         sampler.set_state(saved['sampler_rng'])
 
-    run_config = _run_config(out_dir, saved, data_dir, task, obs_mode, steps, batch_size, lr,
-                             warmup, seed, device_, checkpoint_every, log_every, config,
-                             windows, episodes)
+    run_config = _run_config(out_dir, saved, settings, device_, config, windows, episodes)
     write_json(run_config, out_dir / RUN_CONFIG)
     metrics_path = out_dir / METRICS
     _truncate_metrics(metrics_path, start_step)
@@ -233,33 +228,6 @@ def plot_loss(metrics_path: Path, out_path: Path) -> None:
     tmp.replace(out_path)
 
 
-def _training_settings(out_dir: Path, resume: bool, **given: Any) -> dict[str, Any]:
-    """Return the training settings: those given, else the resumed run's, else the defaults."""
-    own = {}
-    if resume and (out_dir / RUN_CONFIG).is_file():
-        own = json.loads((out_dir / RUN_CONFIG).read_text())
-    return {name: given[name] if given[name] is not None else own.get(name, default)
-            for name, default in TRAINING_DEFAULTS.items()}
-
-
-def _check_settings(obs_mode: str, steps: int, batch_size: int, lr: float, warmup: int,
-                    checkpoint_every: int, log_every: int) -> None:
-    """Reject settings training cannot honour, all at once."""
-    problems = []
-    if obs_mode not in OBS_MODES:
-        problems.append(f'obs_mode must be one of {OBS_MODES}, got {obs_mode!r}')
-    for name, value in (('steps', steps), ('batch_size', batch_size),
-                        ('checkpoint_every', checkpoint_every), ('log_every', log_every)):
-        if value < 1:
-            problems.append(f'{name} must be >= 1, got {value}')
-    if not lr > 0:
-        problems.append(f'lr must be > 0, got {lr}')
-    if warmup < 0:
-        problems.append(f'warmup must be >= 0, got {warmup}')
-    if problems:
-        raise ValueError('; '.join(problems))
-
-
 def _saved_policy_setup(saved: dict, obs_mode: str, overrides: Mapping[str, Any],
                         out_dir: Path) -> tuple[DiffusionPolicyConfig,
                                                 dict[str, MinMaxNormalizer]]:
@@ -278,23 +246,25 @@ def _saved_policy_setup(saved: dict, obs_mode: str, overrides: Mapping[str, Any]
     return config, normalizers
 
 
-def _run_config(out_dir: Path, saved: Optional[dict], data_dir: Path, task: str,
-                obs_mode: str, steps: int, batch_size: int, lr: float, warmup: int, seed: int,
-                device: torch.device, checkpoint_every: int, log_every: int,
-                config: DiffusionPolicyConfig, windows: BCWindows, episodes: list) -> dict:
+def _run_config(out_dir: Path, saved: Optional[dict], settings: BCTrainSettings,
+                device: torch.device, config: DiffusionPolicyConfig, windows: BCWindows,
+                episodes: list) -> dict:
     """Return the run's config.json; a resumed run keeps its history of sessions."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    session = {'date': now, 'from_step': int(saved['step']) if saved else 0, 'to_step': steps,
+    session = {'date': now, 'from_step': int(saved['step']) if saved else 0,
+               'to_step': settings.steps,
                'command': ' '.join(sys.argv), 'device': str(device),
                'machine': machine_description()}
     previous = []
     if saved is not None and (out_dir / RUN_CONFIG).is_file():
         previous = json.loads((out_dir / RUN_CONFIG).read_text()).get('sessions', [])
-    return {'kind': BC_KIND, 'task': task, 'data': str(data_dir), 'obs_mode': obs_mode,
-            'steps': steps, 'batch_size': batch_size, 'lr': lr, 'warmup': warmup, 'seed': seed,
+    return {'kind': BC_KIND, 'task': settings.task, 'data': str(settings.data),
+            'obs_mode': settings.obs_mode, 'steps': settings.steps,
+            'batch_size': settings.batch_size, 'lr': settings.lr, 'warmup': settings.warmup,
+            'seed': settings.seed,
             'optimizer': {'name': 'AdamW', 'betas': [0.95, 0.999], 'weight_decay': 1e-6},
-            'lr_schedule': 'cosine', 'checkpoint_every': checkpoint_every,
-            'log_every': log_every, 'episodes': len(episodes), 'windows': len(windows),
+            'lr_schedule': 'cosine', 'checkpoint_every': settings.checkpoint_every,
+            'log_every': settings.log_every, 'episodes': len(episodes), 'windows': len(windows),
             'episode_names': [e.name for e in episodes],
             'action_mode': episodes[0].action_mode,
             'state_labels': [list(x) for x in episodes[0].state_labels],

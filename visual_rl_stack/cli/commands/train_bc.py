@@ -16,39 +16,20 @@ import json
 from pathlib import Path
 
 from visual_rl_stack.cli.overrides import parse_override
-from visual_rl_stack.core.devices import DEVICE_NAMES
-from visual_rl_stack.residual_policy.diffusion_bc.model.encoders import OBS_MODES
+from visual_rl_stack.cli.settings_args import add_settings_arguments, settings_from_args
+from visual_rl_stack.residual_policy.diffusion_bc.model.obs_modes import OBS_MODES
 from visual_rl_stack.residual_policy.diffusion_bc.model.state_features import FEATURE_SETS
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
+
+#: Flag spellings of earlier releases, kept working.
+FLAG_ALIASES = {'obs_mode': ('--obs',)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``vrl train-bc`` arguments to ``parser``."""
-    parser.add_argument('--task', required=True, help='task the bags demonstrate, e.g. lift')
-    parser.add_argument('--data', type=Path, required=True,
-                        help='folder of expert bags (from vrl collect)')
-    parser.add_argument('--obs', choices=OBS_MODES, default='state',
-                        help='what the policy observes')
+    """Add the ``vrl train-bc`` arguments: the settings' fields, policy overrides, run control."""
     parser.add_argument('--out', type=Path, required=True, help='run folder to write')
-    parser.add_argument('--steps', type=int, default=10000,
-                        help='total optimiser steps (with --resume: the new total)')
-    parser.add_argument('--batch-size', type=int, default=None,
-                        help="windows per batch (default 256; with --resume: the run's own)")
-    parser.add_argument('--lr', type=float, default=None,
-                        help="peak learning rate (default 1e-4; with --resume: the run's own)")
-    parser.add_argument('--warmup', type=int, default=None,
-                        help="linear warm-up steps (default 500; with --resume: the run's own)")
-    parser.add_argument('--seed', type=int, default=None,
-                        help="training seed (default 0; with --resume: the run's own)")
-    parser.add_argument('--device', default='auto',
-                        help=f'one of {", ".join(DEVICE_NAMES)} or cuda:N')
-    parser.add_argument('--views', nargs='+', default=None,
-                        help='camera views for image observations (default: all in the bags)')
-    parser.add_argument('--checkpoint-every', type=int, default=None,
-                        help='write the checkpoint every N steps and at the end (default '
-                             "1000; with --resume: the run's own)")
-    parser.add_argument('--log-every', type=int, default=None,
-                        help='append a metrics line every N steps (default 10; with '
-                             "--resume: the run's own)")
+    add_settings_arguments(parser, BCTrainSettings, aliases=FLAG_ALIASES,
+                           choices={'obs_mode': OBS_MODES})
     parser.add_argument('--state-features', choices=FEATURE_SETS, default=None,
                         help='state features the policy derives from the raw state: raw; '
                         'relative (adds object-minus-gripper positions and headings modulo '
@@ -79,14 +60,11 @@ def main(args: argparse.Namespace) -> int:
         overrides['state_features'] = args.state_features
     if args.action_frame is not None:
         overrides['action_frame'] = tuple(args.action_frame)
-    checkpoint = train_bc(args.data, args.out, args.task, obs_mode=args.obs, steps=args.steps,
-                          batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                          seed=args.seed, device=args.device, resume=args.resume,
-                          config_overrides=overrides,
-                          progress=not args.no_progress, views=args.views,
-                          checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+    checkpoint = train_bc(settings_from_args(BCTrainSettings, args), args.out,
+                          resume=args.resume, config_overrides=overrides,
+                          progress=not args.no_progress)
     summary = json.loads((Path(args.out) / SUMMARY).read_text())
-    print(f'trained {args.task} ({args.obs}) to step {summary["steps"]}: '
+    print(f'trained {args.task} ({args.obs_mode}) to step {summary["steps"]}: '
           f'final loss {summary["final_loss"]:.4f}, '
           f'{summary["samples_per_s"]:.0f} samples/s on {summary["device"]}, '
           f'checkpoint {checkpoint}')
