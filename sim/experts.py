@@ -14,12 +14,11 @@ machines re-check the scene every step and fall back to an earlier phase
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from .config import SimConfig
 from .robot import DOWN, quat_conjugate, quat_from_euler, quat_from_rotvec, quat_multiply
 from .robot import quat_to_euler, quat_to_rotvec, rotation_matrix, yaw_of
 from .scene import TabletopSim
@@ -437,30 +436,3 @@ def make_expert(task_name: str, action_mode: str = 'delta', noise: float = 0.0,
     if task_name not in EXPERTS:
         raise ValueError(f'no expert for task {task_name!r}; known tasks: {", ".join(EXPERTS)}')
     return EXPERTS[task_name](action_mode, noise, rng, approach_jitter)
-
-
-def evaluate_expert(task: str, episodes: int, seed_start: int = 0, noise: float = 0.0,
-                    action_mode: str = 'delta', config: Optional[SimConfig] = None
-                    ) -> dict[str, Any]:
-    """Run the expert on seeds ``seed_start .. seed_start + episodes - 1``; return statistics."""
-    sim = TabletopSim(replace(config or SimConfig(), task=task, action_mode=action_mode,
-                              cameras=()))
-    failed, lengths = [], []
-    try:
-        for seed in range(seed_start, seed_start + episodes):
-            sim.reset(seed=seed)
-            expert = make_expert(task, action_mode, noise, np.random.default_rng(seed))
-            result = None
-            while result is None or not (result.terminated or result.truncated):
-                result = sim.step(expert.act(sim))
-            if result.success:
-                lengths.append(sim.step_count)
-            else:
-                failed.append(seed)
-    finally:
-        sim.close()
-    return {'task': task, 'episodes': episodes, 'seed_start': seed_start, 'noise': noise,
-            'action_mode': action_mode, 'successes': episodes - len(failed),
-            'success_rate': (episodes - len(failed)) / episodes,
-            'mean_steps_to_success': float(np.mean(lengths)) if lengths else float('nan'),
-            'failed_seeds': failed}

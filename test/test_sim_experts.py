@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from visual_rl_stack.evaluation.episodes import evaluate_expert
 from visual_rl_stack.sim.config import SimConfig, TASK_NAMES
-from visual_rl_stack.sim.experts import evaluate_expert, make_expert
+from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.robot import DOWN, quat_from_rotvec, quat_multiply, RobotState
 from visual_rl_stack.sim.scene import TabletopSim
 
