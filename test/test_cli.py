@@ -9,7 +9,8 @@ import sys
 import pytest
 from visual_rl_stack.cli.main import build_parser, command_module, COMMANDS, main
 from visual_rl_stack.cli.settings_args import flag_name, settings_from_args
-from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import (
+    BCTrainSettings, DistillSettings)
 from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 
 
@@ -60,6 +61,7 @@ def test_every_command_builds_its_parser_from_one_naming_scheme(command):
 GENERATED = {
     'train-residual': (ResidualTrainSettings, {'task': 'lift', 'base': 'b'}),
     'train-bc': (BCTrainSettings, {'task': 'lift', 'data': 'bags'}),
+    'distill': (DistillSettings, {'teacher': 'bc_state_lift'}),
 }
 
 

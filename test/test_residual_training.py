@@ -370,11 +370,12 @@ def test_collect_with_a_policy_can_keep_only_successes(tmp_path):
 
 
 def test_distill_records_the_teacher_and_trains_an_image_student(tmp_path):
-    from visual_rl_stack.residual_policy.diffusion_bc.training.distill import (
-        distill)
-    report = distill('bc_state_lift', tmp_path / 'student', episodes=2, seed_start=0,
-                     views=('front',), width=32, height=32, steps=3, batch_size=4,
-                     overrides=TINY, device='cpu', progress=False)
+    from visual_rl_stack.residual_policy.diffusion_bc.training.config import DistillSettings
+    from visual_rl_stack.residual_policy.diffusion_bc.training.distill import distill
+    settings = DistillSettings(teacher='bc_state_lift', episodes=2, seed_start=0,
+                               views=('front',), width=32, height=32, steps=3, batch_size=4,
+                               device='cpu')
+    report = distill(settings, tmp_path / 'student', overrides=TINY, progress=False)
     assert report['task'] == 'lift' and report['episodes_kept'] >= 1
     index = json.loads((tmp_path / 'student' / 'data' / 'index.json').read_text())
     assert len(index['episodes']) == 2

@@ -63,3 +63,29 @@ class BCTrainSettings:
             problems.append(f'warmup must be >= 0, got {self.warmup}')
         if problems:
             raise ValueError('; '.join(problems))
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """A teacher-student distillation: the teacher's recorded episodes and the student's run."""
+
+    teacher: str = setting(
+        help='state-based teacher: BC or residual run folder, or shipped name')
+    obs_mode: str = setting('image', 'what the student observes (image or state+image)')
+    task: Optional[str] = setting(None, "task (default: the teacher's)")
+    episodes: int = setting(100, 'teacher episodes to record')
+    seed_start: int = setting(0, 'first teacher seed; keep it apart from evaluation seeds')
+    views: tuple[str, ...] = setting(('front', 'wrist'), 'camera views the student sees')
+    width: int = setting(64, 'image width (pixels)')
+    height: int = setting(64, 'image height (pixels)')
+    steps: int = setting(5000, 'student training steps')
+    batch_size: int = setting(32, 'student batch size')
+    lr: float = setting(3e-4, 'student peak learning rate')
+    warmup: int = setting(200, 'student warm-up steps')
+    device: str = setting('auto', 'one of auto, cpu, cuda or cuda:N')
+
+    def student(self, task: str, data: str) -> BCTrainSettings:
+        """Return the student's BC training settings on the teacher's recorded ``data``."""
+        return BCTrainSettings(task=task, data=data, obs_mode=self.obs_mode, steps=self.steps,
+                               batch_size=self.batch_size, lr=self.lr, warmup=self.warmup,
+                               views=tuple(self.views), device=self.device)
