@@ -59,7 +59,8 @@ from visual_rl_stack.core.policy import resolve_run
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.run_layout import (CHECKPOINT, CURVE_PLOT, METRICS, MODEL_CARD, PathLike,
                                              RESIDUAL, RESIDUAL_KIND, RESIDUAL_LAST, RUN_CONFIG,
-                                             run_kind, SUMMARY, TENSORBOARD, TRAINING_STATE)
+                                             run_kind, SUMMARY, TENSORBOARD, TRAINING_STATE,
+                                             training_state_to_use)
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 
@@ -110,12 +111,7 @@ class ResidualTrainer:
         """Load the base, set up or resume the run folder, start the environments."""
         settings.check()
         self.out_dir, self.settings, self.ppo = out_dir, settings, ppo
-        state_path = out_dir / TRAINING_STATE
-        if resume and not state_path.is_file():
-            raise FileNotFoundError(f'cannot resume: {state_path} does not exist')
-        if not resume and (state_path.exists() or (out_dir / RESIDUAL).exists()):
-            raise ValueError(f'{out_dir} already holds a residual run; pass --resume to '
-                             'continue it or choose another --out')
+        state_path = training_state_to_use(out_dir, resume, RESIDUAL)
         saved = torch.load(state_path, map_location='cpu', weights_only=True) if resume else None
         base_checkpoint, base_config = self._base(settings)
         self.policy = DiffusionPolicy.from_checkpoint(base_checkpoint)

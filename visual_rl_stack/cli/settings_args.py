@@ -58,3 +58,10 @@ def settings_from_args(settings_cls: Type[Settings], args: argparse.Namespace) -
     values = {spec.name: getattr(args, spec.name) for spec in fields(settings_cls)}
     return settings_cls(**{name: tuple(value) if isinstance(value, list) else value
                            for name, value in values.items()})
+
+
+def add_run_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--resume`` and ``--no-progress`` flags every training command takes."""
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --out from its training state')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')

@@ -46,3 +46,20 @@ def run_kind(run_dir: Path, run_config: Optional[dict] = None) -> str:
     if kind:
         return str(kind)
     return RESIDUAL_KIND if (Path(run_dir) / RESIDUAL).is_dir() else BC_KIND
+
+
+def training_state_to_use(out_dir: Path, resume: bool, trained: str) -> Path:
+    """
+    Return ``out_dir``'s training-state path, after the guard both trainers share.
+
+    A resume needs a saved training state; a new run refuses a folder that
+    already holds one, or already holds ``trained`` (the run's weights), so no
+    run is overwritten by accident.
+    """
+    state_path = Path(out_dir) / TRAINING_STATE
+    if resume and not state_path.is_file():
+        raise FileNotFoundError(f'cannot resume: {state_path} does not exist')
+    if not resume and (state_path.exists() or (Path(out_dir) / trained).exists()):
+        raise ValueError(f'run folder {out_dir} already holds a training run; '
+                         'pass --resume to continue it or choose another --out')
+    return state_path

@@ -42,7 +42,8 @@ from visual_rl_stack.core.checkpoints import read_checkpoint_config
 from visual_rl_stack.core.devices import autocast_context, resolve_device
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.run_layout import (BC_KIND, CHECKPOINT, LOSS_PLOT, METRICS, PathLike,
-                                             RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE)
+                                             RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE,
+                                             training_state_to_use)
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
     create_ema, DiffusionPolicy, DiffusionPolicyConfig, ema_weights, fit_normalizers)
@@ -84,12 +85,7 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
     fixed = sorted(set(overrides) & set(DATA_FIELDS))
     if fixed:
         raise ValueError(f'{", ".join(fixed)} come from the data and cannot be overridden')
-    state_path = out_dir / TRAINING_STATE
-    if resume and not state_path.is_file():
-        raise FileNotFoundError(f'cannot resume: {state_path} does not exist')
-    if not resume and (state_path.exists() or (out_dir / CHECKPOINT).exists()):
-        raise ValueError(f'run folder {out_dir} already holds a training run; '
-                         'pass --resume to continue it or choose another --out')
+    state_path = training_state_to_use(out_dir, resume, CHECKPOINT)
     dataset = load_episodes(data_dir, task, obs_mode, views)
     episodes = list(dataset.episodes())
     device_ = resolve_device(settings.device)

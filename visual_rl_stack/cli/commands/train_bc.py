@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from visual_rl_stack.cli.overrides import parse_override
-from visual_rl_stack.cli.settings_args import add_settings_arguments, settings_from_args
+from visual_rl_stack.cli.settings_args import (add_run_control_arguments, add_settings_arguments,
+                                               settings_from_args)
 from visual_rl_stack.residual_policy.diffusion_bc.model.obs_modes import OBS_MODES
 from visual_rl_stack.residual_policy.diffusion_bc.model.state_features import FEATURE_SETS
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
@@ -45,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
                         default=[], metavar='KEY=VALUE',
                         help='override a DiffusionPolicyConfig field (JSON value)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue the run in --out from its training state')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_run_control_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,7 +19,8 @@ folder layout is :mod:`visual_rl_stack.core.run_layout`;
 import argparse
 
 from visual_rl_stack.cli.overrides import parse_override
-from visual_rl_stack.cli.settings_args import add_settings_arguments, settings_from_args
+from visual_rl_stack.cli.settings_args import (add_run_control_arguments, add_settings_arguments,
+                                               settings_from_args)
 from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.env import REWARD_FUNCTIONS
 
@@ -38,9 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ppo', dest='ppo_overrides', type=parse_override, action='append',
                         default=[], metavar='KEY=VALUE',
                         help='override a PPOConfig field, e.g. actor_lr=1e-4')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue the run in --out from its training state')
-    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_run_control_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
