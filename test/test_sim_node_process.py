@@ -19,7 +19,9 @@ from visual_rl_stack.ros import topics
 @pytest.fixture
 def sim_process(ros_context: Context):
     """Start ``python -m visual_rl_stack.sim.sim_node`` on the test's domain; yield it."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_context.get_domain_id()))
+    # A crash at exit prints the Python stack of every thread (seen once, under a full run).
+    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_context.get_domain_id()),
+               PYTHONFAULTHANDLER='1')
     process = subprocess.Popen(
         [sys.executable, '-m', 'visual_rl_stack.sim.sim_node', '--ros-args',
          '-p', 'mode:=lockstep', '-p', 'task:=reach', '-p', 'cameras:=[front]',
