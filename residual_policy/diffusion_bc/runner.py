@@ -74,6 +74,12 @@ class BCPolicyRunner:
 
     kind = BC_KIND
 
+    @classmethod
+    def from_options(cls, run: PathLike, options: PolicyOptions) -> 'BCPolicyRunner':
+        """Open ``run`` with the kind-independent :class:`PolicyOptions` (subclasses too)."""
+        return cls(run, options.device, options.num_inference_steps, options.seed,
+                   options.action_steps, options.warm_start, options.noise_scale)
+
     @property
     def uses_images(self) -> bool:
         """Return whether the policy looks at camera images."""
@@ -182,5 +188,4 @@ class BCPolicyRunner:
 
 def open_bc_policy(run: Path, options: PolicyOptions) -> BCPolicyRunner:
     """Open a BC run or checkpoint folder: the ``bc`` policy kind."""
-    return BCPolicyRunner(run, options.device, options.num_inference_steps, options.seed,
-                          options.action_steps, options.warm_start, options.noise_scale)
+    return BCPolicyRunner.from_options(run, options)

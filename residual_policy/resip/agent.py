@@ -174,5 +174,4 @@ class ResidualPolicyRunner(BCPolicyRunner):
 
 def open_residual_policy(run: Path, options: PolicyOptions) -> ResidualPolicyRunner:
     """Open a residual run (frozen base plus residual): the ``residual`` policy kind."""
-    return ResidualPolicyRunner(run, options.device, options.num_inference_steps, options.seed,
-                                options.action_steps, options.warm_start, options.noise_scale)
+    return ResidualPolicyRunner.from_options(run, options)
