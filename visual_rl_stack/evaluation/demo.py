@@ -9,6 +9,7 @@ graph with the policy node (``vrl eval --via-ros``) and writes a report with
 success, step rates and one tiled camera frame.
 """
 
+from dataclasses import asdict
 import datetime
 import os
 from pathlib import Path
@@ -62,14 +63,12 @@ def _record_episode(runner: GraphRunner, client: LockstepClient, task: str, seed
     runner.executor.add_node(recorder)
     try:
         _wait_until_recording(recorder, wanted)
-        start = time.perf_counter()
-        result = run_ros_episode(client, task, seed)
-        result['wall_s'] = time.perf_counter() - start
+        result, last = run_ros_episode(client, task, seed)
     finally:
         runner.executor.remove_node(recorder)
         recorder.destroy_node()
-    result['bag_messages'] = sum(1 for _ in read_messages(bag))
-    return result
+    return {'task': task, **asdict(result), 'bag_messages': sum(1 for _ in read_messages(bag)),
+            'last_observation': last}
 
 
 def _save_frame(observation: Any, path: Path) -> None:

@@ -7,6 +7,7 @@ commands this controller sent), so an episode driven this way exercises the
 same DDS path as a policy on a robot.
 """
 
+import time
 from typing import Optional
 
 import numpy as np
@@ -14,6 +15,9 @@ from visual_rl_stack.ros.lockstep_client import LockstepClient, Observation
 from visual_rl_stack.sim.commanded_pose import CommandedPose
 from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.robot import RobotState
+from visual_rl_stack.sim.tasks import make_task
+
+from .episodes import EpisodeResult
 
 
 class TopicSimView:
@@ -40,9 +44,9 @@ class TopicSimView:
 
 
 def run_ros_episode(client: LockstepClient, task: str, seed: int, action_mode: str = 'delta',
-                    max_steps: Optional[int] = None) -> dict:
-    """Run the scripted expert for one episode through ``client``; return its outcome."""
-    from visual_rl_stack.sim.tasks import make_task
+                    max_steps: Optional[int] = None) -> tuple[EpisodeResult, Observation]:
+    """Run the scripted expert for one episode through ``client``; return it, its last view."""
+    start = time.perf_counter()
     obs = client.reset(task=task, seed=seed)
     view = TopicSimView(CommandedPose())
     view.commanded.set_target(obs.robot.ee_position, obs.robot.ee_orientation)
@@ -60,5 +64,4 @@ def run_ros_episode(client: LockstepClient, task: str, seed: int, action_mode: s
         obs = client.step(action, action_mode)
         steps += 1
         total += obs.reward
-    return {'task': task, 'seed': seed, 'success': obs.success, 'steps': steps,
-            'episode_return': total, 'last_observation': obs}
+    return EpisodeResult(seed, bool(obs.success), steps, total, time.perf_counter() - start), obs
