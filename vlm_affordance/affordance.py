@@ -42,13 +42,20 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Keypoint:
-    """A named point in pixel coordinates (u right, v down) of one original view."""
+    """
+    A named point in pixel coordinates (u right, v down) of one original view.
+
+    ``height`` (metres, optional) raises the lifted surface point, as MOKA's
+    pre- and post-contact heights do: a pixel only sees the surface behind a
+    point in the air.
+    """
 
     name: str
     view: str
     u: float
     v: float
     candidate: Optional[int] = None
+    height: Optional[float] = None
 
 
 @dataclass
