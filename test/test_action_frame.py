@@ -8,8 +8,9 @@ import pytest
 import torch
 from visual_rl_stack.residual_policy.diffusion_bc.model.action_frame import (ActionFrame,
                                                                              rotate_planar)
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import DiffusionPolicyConfig
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
-    DiffusionPolicy, DiffusionPolicyConfig, fit_normalizers)
+    DiffusionPolicy, fit_normalizers)
 from visual_rl_stack.residual_policy.resip.actor_critic import ResidualActor
 from visual_rl_stack.residual_policy.resip.agent import NormalisedSpace, residual_config_for
 

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import (
+    DiffusionPolicyConfig, resip_config)
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
-    create_ema, DiffusionPolicy, DiffusionPolicyConfig, ema_weights, fit_normalizers, resip_config)
+    create_ema, DiffusionPolicy, ema_weights, fit_normalizers)
 
 STATE_DIM, ACTION_DIM = 3, 2
 

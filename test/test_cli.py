@@ -2,16 +2,21 @@
 
 from dataclasses import fields, MISSING
 import json
+from pathlib import Path
 import re
+import shlex
 import subprocess
 import sys
 
 import pytest
 from visual_rl_stack.cli.main import build_parser, command_module, COMMANDS, main
-from visual_rl_stack.cli.settings_args import flag_name, settings_from_args
+from visual_rl_stack.cli.settings_args import flag_name, given_overrides, settings_from_args
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import (DATA_FIELDS,
+                                                                       DiffusionPolicyConfig)
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import (
     BCTrainSettings, DistillSettings)
-from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
+from visual_rl_stack.residual_policy.resip.config import (PPOConfig, RESIDUAL_DATA_FIELDS,
+                                                          ResidualConfig, ResidualTrainSettings)
 
 
 def test_eval_writes_the_documented_json(tmp_path):
@@ -78,6 +83,69 @@ def test_training_flags_are_the_settings_fields_with_their_defaults(command):
         if spec.default is not MISSING:
             assert getattr(args, spec.name) == spec.default, spec.name
     assert settings_from_args(settings_cls, args) == settings_cls(**required)
+
+
+#: Training command -> (the least it needs, [(model config, fields the data decides)]).
+CONFIG_FLAGS = {
+    'train-bc': (['--task', 'lift', '--data', 'd'], [(DiffusionPolicyConfig, DATA_FIELDS)]),
+    'train-residual': (['--task', 'lift', '--base', 'b'],
+                       [(ResidualConfig, RESIDUAL_DATA_FIELDS), (PPOConfig, ())]),
+}
+
+
+def _typed(value) -> list:
+    """Return ``value`` as the words a user types for it."""
+    if isinstance(value, tuple):
+        return [str(v) for v in value]
+    return ['none' if value is None else str(value)]
+
+
+@pytest.mark.parametrize('command', sorted(CONFIG_FLAGS))
+def test_model_config_flags_override_only_what_is_given(command):
+    required, configs = CONFIG_FLAGS[command]
+    parser = build_parser(command)
+    bare = parser.parse_args([command, '--out', 'o', *required])
+    sub_help = parser._subparsers._group_actions[0].choices[command].format_help()
+    for config_cls, data_fields in configs:
+        assert given_overrides(config_cls, bare, data_fields) == {}
+        for spec in fields(config_cls):
+            if spec.name in data_fields:
+                continue
+            default = spec.default
+            assert flag_name(spec.name) in sub_help, spec.name
+            if isinstance(default, bool):
+                words = [flag_name(spec.name) if default else '--no-' + flag_name(spec.name)[2:]]
+            else:
+                words = [flag_name(spec.name), *_typed(default)]
+            args = parser.parse_args([command, '--out', 'o', *required, *words])
+            given = given_overrides(config_cls, args, data_fields)
+            assert given == {spec.name: default}, spec.name
+
+
+def test_older_override_spellings_still_parse_and_flags_win():
+    args = build_parser('train-residual').parse_args(
+        ['train-residual', '--task', 'lift', '--base', 'b', '--out', 'o',
+         '--ppo', 'target_kl=0.02', '--residual', 'init_log_std=-2', '--target-kl', '0.03'])
+    assert dict(args.ppo_overrides) == {'target_kl': 0.02}
+    assert dict(args.residual_overrides) == {'init_log_std': -2}
+    assert given_overrides(PPOConfig, args) == {'target_kl': 0.03}
+    args = build_parser('train-bc').parse_args(
+        ['train-bc', '--task', 'lift', '--data', 'd', '--out', 'o', '--set', 'horizon=32',
+         '--action-frame', 'peg_position', 'hole_position', '--state-hidden-dims'])
+    assert dict(args.overrides) == {'horizon': 32}
+    assert given_overrides(DiffusionPolicyConfig, args, DATA_FIELDS) == {
+        'action_frame': ('peg_position', 'hole_position'), 'state_hidden_dims': ()}
+
+
+@pytest.mark.parametrize('card', sorted(Path(__file__).parent.parent.glob('models/*/model.json')),
+                         ids=lambda path: path.parent.name)
+def test_every_shipped_model_command_parses(card):
+    data = json.loads(card.read_text())
+    commands = [*data.get('retrain', []), data['evaluation']['command']]
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == 'vrl', command
+        build_parser(words[1]).parse_args(words[1:])
 
 
 def test_old_flag_spellings_still_parse():

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from visual_rl_stack.cli.commands import bench as bench_command
 from visual_rl_stack.residual_policy.diffusion_bc import latency_bench
-from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
-    DiffusionPolicyConfig)
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import DiffusionPolicyConfig
 
 TINY = {'action_dim': 2, 'n_obs_steps': 1, 'horizon': 8, 'n_action_steps': 4,
         'down_dims': (8, 16), 'step_embed_dim': 8, 'n_groups': 4}

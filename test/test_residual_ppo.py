@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from visual_rl_stack.residual_policy.resip.actor_critic import (Critic, ResidualActor,
-                                                                ResidualConfig)
+from visual_rl_stack.residual_policy.resip.actor_critic import Critic, ResidualActor
+from visual_rl_stack.residual_policy.resip.config import PPOConfig, ResidualConfig
 from visual_rl_stack.residual_policy.resip.ppo import (compute_gae, make_optimizers, ppo_update,
-                                                       PPOConfig, RewardNormalizer, RunningMeanStd)
+                                                       RewardNormalizer, RunningMeanStd)
 
 
 def _small_config(**overrides) -> ResidualConfig:

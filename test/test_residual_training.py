@@ -19,12 +19,11 @@ from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.resip.agent import ResidualAgent, ResidualPolicyRunner
-from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
+from visual_rl_stack.residual_policy.resip.config import PPOConfig, ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.env import (make_reward, ResidualTaskEnv,
                                                        SHAPING_METRES, TRAIN_SEED_FLOOR,
                                                        UPRIGHT_RADIANS)
 from visual_rl_stack.residual_policy.resip.online_learner import OnlineResidualLearner
-from visual_rl_stack.residual_policy.resip.ppo import PPOConfig
 from visual_rl_stack.residual_policy.resip.train_residual import train_residual
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
@@ -176,12 +175,22 @@ def test_upright_reward_charges_the_peg_tipping_over():
 def test_training_writes_a_complete_run(residual_run):
     out, summary = residual_run
     for name in ('config.json', 'checkpoint', 'residual', 'residual_last', 'metrics.jsonl',
-                 'learning_curve.png', 'summary.json', 'training_state.pt', 'tensorboard'):
+                 'validation.jsonl', 'learning_curve.png', 'summary.json', 'training_state.pt',
+                 'tensorboard'):
         assert (out / name).exists(), name
     rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
     assert [r['iteration'] for r in rows] == [0, 1, 2]
     assert rows[-1]['env_steps'] == summary['env_steps'] == 80
     assert all('val_success' in r for r in rows)
+    validations = [json.loads(line)
+                   for line in (out / 'validation.jsonl').read_text().splitlines()]
+    assert [v['iteration'] for v in validations] == [0, 1, 2]
+    for row, validation in zip(rows, validations):  # vrl eval's schema, per seed
+        assert validation['task'] == 'lift' and validation['episodes'] == 2
+        assert [e['seed'] for e in validation['per_episode']] == [2000, 2001]
+        assert validation['success_rate'] == row['val_success']
+        assert validation['mean_episode_length'] == row['val_length']
+        assert all(e['steps'] >= 1 and e['wall_s'] >= 0 for e in validation['per_episode'])
     assert set(rows[1]['ppo']) >= {'approx_kl', 'clip_fraction', 'value_loss'}
     assert [r['ppo']['actor_trained'] for r in rows[1:]] == [0.0, 1.0]  # critic warm-up
     config = json.loads((out / 'config.json').read_text())

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import DiffusionPolicyConfig
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
-    DiffusionPolicy, DiffusionPolicyConfig, fit_normalizers)
+    DiffusionPolicy, fit_normalizers)
 from visual_rl_stack.residual_policy.diffusion_bc.model.state_features import StateFeatures
 from visual_rl_stack.sim.experts import gripper_down
 

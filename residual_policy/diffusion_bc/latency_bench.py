@@ -20,7 +20,8 @@ import torch
 from visual_rl_stack.core.policy import resolve_run
 from visual_rl_stack.core.run_layout import PathLike
 
-from .model.diffusion_policy import DiffusionPolicy, DiffusionPolicyConfig, fit_normalizers
+from .model.config import DiffusionPolicyConfig
+from .model.diffusion_policy import DiffusionPolicy, fit_normalizers
 
 DDIM_STEPS = (4, 8, 16)
 DEFAULT_CHUNKS = 50

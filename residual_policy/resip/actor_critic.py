@@ -13,55 +13,11 @@ The small ``residual_scale`` keeps exploration noise and early, poorly trained
 corrections within a narrow band around the demonstrated behaviour.
 """
 
-from dataclasses import asdict, dataclass
-from typing import Mapping
-
 import torch
 from torch import nn
 from torch.distributions import Normal
-from visual_rl_stack.core.config_dicts import config_from_dict
 
-
-@dataclass(frozen=True)
-class ResidualConfig:
-    """Sizes and scales of the residual actor and critic (ResiP defaults); JSON-serialisable."""
-
-    state_dim: int
-    action_dim: int
-    hidden_dims: tuple[int, ...] = (256, 256)
-    residual_scale: float = 0.1
-    init_log_std: float = -1.0
-    learn_log_std: bool = False
-    state_clip: float = 3.0
-    critic_hidden_dims: tuple[int, ...] = (256, 256)
-
-    def __post_init__(self):
-        """Reject sizes and scales the networks cannot honour."""
-        problems = []
-        if self.state_dim < 1 or self.action_dim < 1:
-            problems.append('state_dim and action_dim must be >= 1')
-        if any(d < 1 for d in self.hidden_dims + self.critic_hidden_dims):
-            problems.append('hidden sizes must be >= 1')
-        if self.residual_scale <= 0:
-            problems.append('residual_scale must be > 0')
-        if self.state_clip <= 0:
-            problems.append('state_clip must be > 0')
-        if problems:
-            raise ValueError('invalid ResidualConfig: ' + '; '.join(problems))
-
-    @property
-    def input_dim(self) -> int:
-        """Return the width of the actor and critic input: state then base action."""
-        return self.state_dim + self.action_dim
-
-    def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> 'ResidualConfig':
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        return config_from_dict(cls, data)
+from .config import ResidualConfig
 
 
 def _mlp(in_dim: int, hidden_dims: tuple[int, ...], out_dim: int, out_gain: float,

@@ -30,7 +30,8 @@ from visual_rl_stack.core.run_layout import PathLike, RESIDUAL, RESIDUAL_KIND
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
 
-from .actor_critic import Critic, ResidualActor, ResidualConfig
+from .actor_critic import Critic, ResidualActor
+from .config import ResidualConfig
 
 CHECKPOINT_KIND = 'resip_residual'
 

@@ -3,15 +3,19 @@ What a residual training run does, as validated settings (no torch: the CLI read
 
 :class:`ResidualTrainSettings` is the single definition of the run's settings:
 ``vrl train-residual`` generates its flags from these fields, so a flag's name,
-type, default and help are the field's. The residual network and PPO settings
-are :class:`.actor_critic.ResidualConfig` and :class:`.ppo.PPOConfig`.
+type, default and help are the field's. The residual network's sizes are
+:class:`ResidualConfig` and the PPO update's :class:`PPOConfig`; the command
+generates flags from those too.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import math
-from typing import Optional
+from typing import Mapping, Optional
 
-from visual_rl_stack.core.config_dicts import setting
+from visual_rl_stack.core.config_dicts import config_from_dict, setting
+
+#: ResidualConfig fields the frozen base decides.
+RESIDUAL_DATA_FIELDS = ('state_dim', 'action_dim')
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,107 @@ class ResidualTrainSettings:
             problems.append('time_limit_min must be > 0')
         if problems:
             raise ValueError('invalid residual training settings: ' + '; '.join(problems))
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    """Sizes and scales of the residual actor and critic (ResiP defaults); JSON-serialisable."""
+
+    state_dim: int = setting(help='width of the state the residual sees (from the base)')
+    action_dim: int = setting(help='width of an action (from the base)')
+    hidden_dims: tuple[int, ...] = setting((256, 256), 'hidden sizes of the residual actor MLP')
+    residual_scale: float = setting(
+        0.1, 'scale of the residual correction added to the normalised base action')
+    init_log_std: float = setting(
+        -1.0, 'initial log standard deviation of the residual exploration noise')
+    learn_log_std: bool = setting(False, 'learn the exploration noise instead of keeping it fixed')
+    state_clip: float = setting(3.0, 'clamp of the normalised state the networks see')
+    critic_hidden_dims: tuple[int, ...] = setting((256, 256), 'hidden sizes of the critic MLP')
+
+    def __post_init__(self):
+        """Reject sizes and scales the networks cannot honour."""
+        problems = []
+        if self.state_dim < 1 or self.action_dim < 1:
+            problems.append('state_dim and action_dim must be >= 1')
+        if any(d < 1 for d in self.hidden_dims + self.critic_hidden_dims):
+            problems.append('hidden sizes must be >= 1')
+        if self.residual_scale <= 0:
+            problems.append('residual_scale must be > 0')
+        if self.state_clip <= 0:
+            problems.append('state_clip must be > 0')
+        if problems:
+            raise ValueError('invalid ResidualConfig: ' + '; '.join(problems))
+
+    @property
+    def input_dim(self) -> int:
+        """Return the width of the actor and critic input: state then base action."""
+        return self.state_dim + self.action_dim
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> 'ResidualConfig':
+        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
+        return config_from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyper-parameters (ResiP defaults); ``target_kl`` None disables early stopping."""
+
+    gamma: float = setting(0.999, 'discount factor')
+    gae_lambda: float = setting(0.95, 'GAE lambda')
+    clip: float = setting(0.2, 'PPO ratio clip')
+    epochs: int = setting(50, 'update epochs over each rollout (stopped early by target_kl)')
+    minibatches: int = setting(4, 'minibatches per epoch')
+    target_kl: Optional[float] = setting(
+        0.1, 'stop an update once the approximate KL exceeds this (none: never)')
+    value_coef: float = setting(1.0, 'weight of the value loss')
+    entropy_coef: float = setting(0.0, 'weight of the entropy bonus')
+    max_grad_norm: float = setting(1.0, 'gradient-norm clip')
+    actor_lr: float = setting(3e-4, 'actor learning rate')
+    critic_lr: float = setting(5e-3, 'critic learning rate')
+    weight_decay: float = setting(1e-6, 'AdamW weight decay')
+    adam_eps: float = setting(1e-5, 'AdamW epsilon')
+    normalize_advantages: bool = setting(True, 'normalise advantages per minibatch')
+    reward_clip: float = setting(5.0, 'clip of the scaled reward')
+    critic_warmup_updates: int = setting(0, 'first updates that fit only the critic')
+
+    def __post_init__(self):
+        """Reject settings that make the update meaningless."""
+        problems = []
+        if not (0 <= self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            problems.append('gamma and gae_lambda must be in [0, 1]')
+        if self.clip <= 0 or self.max_grad_norm <= 0 or self.reward_clip <= 0:
+            problems.append('clip, max_grad_norm and reward_clip must be > 0')
+        if self.epochs < 1 or self.minibatches < 1:
+            problems.append('epochs and minibatches must be >= 1')
+        if self.target_kl is not None and self.target_kl <= 0:
+            problems.append('target_kl must be > 0 or None')
+        if self.actor_lr <= 0 or self.critic_lr <= 0:
+            problems.append('learning rates must be > 0')
+        if self.critic_warmup_updates < 0:
+            problems.append('critic_warmup_updates must be >= 0')
+        if problems:
+            raise ValueError('invalid PPOConfig: ' + '; '.join(problems))
+
+    def trains_actor(self, updates_done: int) -> bool:
+        """
+        Return whether update number ``updates_done`` (from 0) may change the actor.
+
+        The first ``critic_warmup_updates`` fit only the critic: advantages from
+        an untrained critic are noise, and an actor step on them moves a good
+        base policy away from what it already does well.
+        """
+        return updates_done >= self.critic_warmup_updates
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> 'PPOConfig':
+        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
+        return config_from_dict(cls, data)

@@ -34,7 +34,8 @@ import torch
 from visual_rl_stack.core.run_layout import CHECKPOINT, PathLike, RESIDUAL, RUN_CONFIG
 
 from .agent import ResidualPolicyRunner, ResidualStep
-from .ppo import compute_gae, make_optimizers, ppo_update, PPOConfig, RewardNormalizer
+from .config import PPOConfig
+from .ppo import compute_gae, make_optimizers, ppo_update, RewardNormalizer
 
 TRANSITIONS = 'transitions.jsonl'
 UPDATES = 'updates.jsonl'

@@ -17,78 +17,18 @@ collected the data, with separate AdamW optimisers because the critic learns
 an order of magnitude faster than the actor.
 """
 
-from dataclasses import asdict, dataclass
 from typing import Mapping, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
-from visual_rl_stack.core.config_dicts import config_from_dict
 
 from .actor_critic import Critic, ResidualActor
+from .config import PPOConfig
 
 #: Keys :func:`ppo_update` reads; vector entries have a trailing feature axis.
 BATCH_KEYS = ('states', 'base_actions', 'residuals', 'log_probs', 'values', 'advantages',
               'returns')
 _VECTOR_KEYS = ('states', 'base_actions', 'residuals')
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO hyper-parameters (ResiP defaults); ``target_kl`` None disables early stopping."""
-
-    gamma: float = 0.999
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    epochs: int = 50
-    minibatches: int = 4
-    target_kl: Optional[float] = 0.1
-    value_coef: float = 1.0
-    entropy_coef: float = 0.0
-    max_grad_norm: float = 1.0
-    actor_lr: float = 3e-4
-    critic_lr: float = 5e-3
-    weight_decay: float = 1e-6
-    adam_eps: float = 1e-5
-    normalize_advantages: bool = True
-    reward_clip: float = 5.0
-    critic_warmup_updates: int = 0
-
-    def __post_init__(self):
-        """Reject settings that make the update meaningless."""
-        problems = []
-        if not (0 <= self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
-            problems.append('gamma and gae_lambda must be in [0, 1]')
-        if self.clip <= 0 or self.max_grad_norm <= 0 or self.reward_clip <= 0:
-            problems.append('clip, max_grad_norm and reward_clip must be > 0')
-        if self.epochs < 1 or self.minibatches < 1:
-            problems.append('epochs and minibatches must be >= 1')
-        if self.target_kl is not None and self.target_kl <= 0:
-            problems.append('target_kl must be > 0 or None')
-        if self.actor_lr <= 0 or self.critic_lr <= 0:
-            problems.append('learning rates must be > 0')
-        if self.critic_warmup_updates < 0:
-            problems.append('critic_warmup_updates must be >= 0')
-        if problems:
-            raise ValueError('invalid PPOConfig: ' + '; '.join(problems))
-
-    def trains_actor(self, updates_done: int) -> bool:
-        """
-        Return whether update number ``updates_done`` (from 0) may change the actor.
-
-        The first ``critic_warmup_updates`` fit only the critic: advantages from
-        an untrained critic are noise, and an actor step on them moves a good
-        base policy away from what it already does well.
-        """
-        return updates_done >= self.critic_warmup_updates
-
-    def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> 'PPOConfig':
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        return config_from_dict(cls, data)
 
 
 class RunningMeanStd:

@@ -22,9 +22,9 @@ from typing import Optional
 
 import numpy as np
 
-from .config import ResidualTrainSettings
+from .config import PPOConfig, ResidualTrainSettings
 from .env import make_residual_envs, ResidualTaskEnv
-from .ppo import ppo_update, PPOConfig
+from .ppo import ppo_update
 from .train_residual import ResidualTrainer
 
 

@@ -25,6 +25,8 @@ Run folder (besides ``config.json``, ``checkpoint/`` and ``residual/`` of
     RUN/residual_last/      the latest residual, for resuming
     RUN/training_state.pt   optimisers, reward scaling, counters, best score, RNG
     RUN/metrics.jsonl       one line per iteration (rollout, PPO and validation stats)
+    RUN/validation.jsonl    one line per validation: the evaluation JSON of ``vrl eval``
+                            (per-seed episodes) with the iteration and env steps
     RUN/tensorboard/        the same as TensorBoard scalars
     RUN/learning_curve.png  validation success and rollout return against env steps
     RUN/summary.json        env steps, wall time, baseline, best and when the kept one was
@@ -60,14 +62,15 @@ from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.run_layout import (CHECKPOINT, CURVE_PLOT, METRICS, MODEL_CARD, PathLike,
                                              RESIDUAL, RESIDUAL_KIND, RESIDUAL_LAST, RUN_CONFIG,
                                              run_kind, SUMMARY, TENSORBOARD, TRAINING_STATE,
-                                             training_state_to_use)
+                                             training_state_to_use, VALIDATION)
+from visual_rl_stack.evaluation.episodes import EpisodeResult, summarise_episodes
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 
 from .agent import NormalisedSpace, residual_config_for, ResidualAgent
-from .config import ResidualTrainSettings
+from .config import PPOConfig, ResidualTrainSettings
 from .env import make_residual_envs, TRAIN_SEED_FLOOR
-from .ppo import compute_gae, make_optimizers, ppo_update, PPOConfig, RewardNormalizer
+from .ppo import compute_gae, make_optimizers, ppo_update, RewardNormalizer
 
 
 class EpisodeTracker:
@@ -335,35 +338,53 @@ class ResidualTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Run the deterministic policy once on each validation seed; return its success rate."""
+        """
+        Run the deterministic policy once on each validation seed; return its success rate.
+
+        The per-seed :class:`EpisodeResult` rows go to ``validation.jsonl`` in
+        the evaluation JSON of ``vrl eval``; an episode's ``wall_s`` is the time
+        from its batch's start to its end (a batch's episodes run in parallel).
+        """
         settings, n = self.settings, self.settings.envs
         seeds = list(range(settings.val_seed_start,
                            settings.val_seed_start + settings.val_episodes))
-        successes, lengths = [], []
+        results: list[EpisodeResult] = []
         started = time.perf_counter()
         for first in range(0, len(seeds), n):
-            batch_seeds = seeds[first:first + n]
-            padded = batch_seeds + [batch_seeds[-1]] * (n - len(batch_seeds))
-            obs, _ = self.envs.reset(seed=padded)
-            self.base.reset()
-            running = np.ones(n, dtype=bool)
-            outcome = np.zeros(n, dtype=bool)
-            length = np.zeros(n, dtype=np.int64)
-            while running.any():
-                base = self.space.action_norm(self.base.act(obs), obs)
-                state = self.space.state_norm(obs)
-                residual, _ = self.agent.actor.act(state, base, deterministic=True)
-                action = self.space.action_raw(self.agent.actor.combine(base, residual), obs)
-                obs, _, terminated, truncated, _ = self.envs.step(action)
-                length += running
-                outcome |= running & terminated
-                running &= ~(terminated | truncated)
-                self.base.reset(terminated | truncated)
-            successes += outcome[:len(batch_seeds)].tolist()
-            lengths += length[:len(batch_seeds)].tolist()
-        return {'val_success': float(np.mean(successes)),
-                'val_length': float(np.mean(lengths)),
+            results += self._validation_batch(seeds[first:first + n])
+        report = summarise_episodes(settings.task, 'validation', settings.val_seed_start,
+                                    results)
+        with (self.out_dir / VALIDATION).open('a') as lines:
+            lines.write(json.dumps({'iteration': self.iteration, 'env_steps': self.env_steps,
+                                    **report}) + '\n')
+        return {'val_success': report['success_rate'],
+                'val_length': report['mean_episode_length'],
                 'val_seconds': time.perf_counter() - started}
+
+    def _validation_batch(self, seeds: list[int]) -> list[EpisodeResult]:
+        """Run one deterministic episode per seed in parallel (unused envs repeat the last)."""
+        n = self.settings.envs
+        obs, _ = self.envs.reset(seed=seeds + [seeds[-1]] * (n - len(seeds)))
+        self.base.reset()
+        started = time.perf_counter()
+        running = np.ones(n, dtype=bool)
+        outcome = np.zeros(n, dtype=bool)
+        length = np.zeros(n, dtype=np.int64)
+        returns, ended_at = np.zeros(n), np.zeros(n)
+        while running.any():
+            base = self.space.action_norm(self.base.act(obs), obs)
+            state = self.space.state_norm(obs)
+            residual, _ = self.agent.actor.act(state, base, deterministic=True)
+            action = self.space.action_raw(self.agent.actor.combine(base, residual), obs)
+            obs, reward, terminated, truncated, _ = self.envs.step(action)
+            length += running
+            returns += np.where(running, reward, 0.0)
+            outcome |= running & terminated
+            ended_at[running] = time.perf_counter() - started
+            running &= ~(terminated | truncated)
+            self.base.reset(terminated | truncated)
+        return [EpisodeResult(seed, bool(outcome[i]), int(length[i]), float(returns[i]),
+                              float(ended_at[i])) for i, seed in enumerate(seeds)]
 
     def _improves(self, score: float) -> bool:
         """Return whether ``score`` ties or beats the best so far (ties favour later)."""

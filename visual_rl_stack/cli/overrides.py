@@ -1,4 +1,10 @@
-"""``--set name=value`` overrides shared by the training commands."""
+"""
+``KEY=VALUE`` overrides: the older spelling of the flags generated from model configs.
+
+``vrl train-bc --set``, ``vrl train-residual --residual`` and ``--ppo`` take one
+field per use with a JSON value; they still work, hidden from ``--help``, and
+the generated flag wins where both name a field.
+"""
 
 import argparse
 import json
@@ -13,3 +19,9 @@ def parse_override(text: str) -> tuple[str, object]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def add_deprecated_overrides(parser: argparse.ArgumentParser, flag: str, dest: str) -> None:
+    """Add the repeatable, hidden ``flag KEY=VALUE`` collecting ``(key, value)`` in ``dest``."""
+    parser.add_argument(flag, dest=dest, type=parse_override, action='append', default=[],
+                        metavar='KEY=VALUE', help=argparse.SUPPRESS)

@@ -26,9 +26,10 @@ from typing import Sequence
 
 import torch
 
+from .config import action_frame_offsets
+
 #: Index pairs of the planar vector parts of a delta action.
 PLANAR_PAIRS = ((0, 1), (3, 4))
-DELTA_ACTION_DIM = 7
 #: Planar distance (m) below which the facing direction falls back to world x.
 FRAME_SOFTENING = 1e-3
 
@@ -39,21 +40,7 @@ class ActionFrame:
     def __init__(self, state_labels: Sequence[Sequence], frame: Sequence[str],
                  action_dim: int):
         """Find the two position fields ``frame = (a, b)`` in the raw state layout."""
-        if len(frame) != 2:
-            raise ValueError(f'action_frame must name two position fields, got {list(frame)}')
-        if action_dim != DELTA_ACTION_DIM:
-            raise ValueError(f'action_frame needs delta actions of {DELTA_ACTION_DIM} dims '
-                             f'[dx, dy, dz, droll, dpitch, dyaw, grip], got {action_dim}')
-        starts, start = {}, 0
-        for name, size in state_labels:
-            if str(name).endswith('_position') and int(size) == 3:
-                starts[str(name)] = start
-            start += int(size)
-        missing = [name for name in frame if name not in starts]
-        if missing:
-            raise ValueError(f'action_frame fields {missing} are not positions of the state '
-                             f'layout; positions: {sorted(starts)}')
-        self.origin, self.target = (starts[name] for name in frame)
+        self.origin, self.target = action_frame_offsets(state_labels, frame, action_dim)
 
     def heading(self, state: torch.Tensor) -> torch.Tensor:
         """Return the frame's heading ``(...)`` (radians) for raw states ``(..., S)``."""

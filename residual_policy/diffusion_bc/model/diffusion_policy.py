@@ -18,7 +18,6 @@ hold the EMA weights when saved inside that block.
 """
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 import os
 from typing import Iterator, Mapping, Optional, Union
 
@@ -29,124 +28,17 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from visual_rl_stack.core.checkpoints import load_checkpoint, save_checkpoint
-from visual_rl_stack.core.config_dicts import config_from_dict
 from visual_rl_stack.core.devices import autocast_context
 
 from .action_frame import ActionFrame
-from .encoders import MultiViewImageEncoder, OBS_MODES, ObservationEncoder, StateEncoder
+from .config import DiffusionPolicyConfig
+from .encoders import MultiViewImageEncoder, ObservationEncoder, StateEncoder
 from .normalization import MinMaxNormalizer
-from .state_features import FEATURE_SETS, StateFeatures
+from .state_features import StateFeatures
 from .unet1d import ConditionalUnet1D
 
 CHECKPOINT_KIND = 'diffusion_policy'
 Batch = Mapping[str, Union[np.ndarray, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class DiffusionPolicyConfig:
-    """Everything that shapes the network and the diffusion process; saved with checkpoints."""
-
-    obs_mode: str = 'state'
-    state_dim: int = 0
-    action_dim: int = 7
-    views: tuple[str, ...] = ()
-    image_size: tuple[int, int] = (96, 96)
-    shared_image_encoder: bool = False
-    image_channels: tuple[int, ...] = (32, 64, 128)
-    image_feature_dim: int = 64
-    num_keypoints: int = 32
-    crop_fraction: float = 0.9
-    state_hidden_dims: tuple[int, ...] = ()
-    state_labels: tuple = ()
-    state_features: str = 'raw'
-    action_frame: tuple[str, ...] = ()
-    n_obs_steps: int = 2
-    horizon: int = 16
-    n_action_steps: int = 8
-    down_dims: tuple[int, ...] = (64, 128, 256)
-    kernel_size: int = 5
-    n_groups: int = 8
-    step_embed_dim: int = 128
-    num_train_timesteps: int = 100
-    beta_schedule: str = 'squaredcos_cap_v2'
-    prediction_type: str = 'epsilon'
-    clip_sample: bool = True
-    num_inference_steps: int = 10
-    ema_power: float = 0.75
-    ema_max_decay: float = 0.9999
-
-    def __post_init__(self):
-        """Reject settings the network or the action queue cannot honour."""
-        object.__setattr__(self, 'state_labels',
-                           tuple((str(name), int(size)) for name, size in self.state_labels))
-        object.__setattr__(self, 'action_frame', tuple(str(n) for n in self.action_frame))
-        problems = []
-        if self.action_frame:
-            if 'state' not in self.obs_mode:
-                problems.append('action_frame needs the state in the observation')
-            try:
-                action_frame_for(self)
-            except ValueError as err:
-                problems.append(str(err))
-        if self.state_labels and sum(size for _, size in self.state_labels) != self.state_dim:
-            problems.append(f'state_labels {self.state_labels} do not add up to state_dim '
-                            f'{self.state_dim}')
-        if self.obs_mode not in OBS_MODES:
-            problems.append(f'obs_mode must be one of {OBS_MODES}')
-        if self.state_features not in FEATURE_SETS:
-            problems.append(f'state_features must be one of {FEATURE_SETS}')
-        if self.state_features != 'raw' and not self.state_labels:
-            problems.append(f'state_features {self.state_features!r} needs state_labels')
-        if 'state' in self.obs_mode and self.state_dim < 1:
-            problems.append(f'obs_mode {self.obs_mode!r} needs state_dim >= 1')
-        if 'image' in self.obs_mode and not self.views:
-            problems.append(f'obs_mode {self.obs_mode!r} needs at least one view')
-        if self.n_obs_steps < 1 or self.n_action_steps < 1:
-            problems.append('n_obs_steps and n_action_steps must be >= 1')
-        if self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
-            problems.append('n_obs_steps - 1 + n_action_steps must not exceed horizon')
-        divisor = 2 ** (len(self.down_dims) - 1)
-        if self.horizon % divisor:
-            problems.append(f'horizon must be divisible by {divisor} for {len(self.down_dims)} '
-                            'U-Net levels')
-        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
-            problems.append('num_inference_steps must be in [1, num_train_timesteps]')
-        if problems:
-            raise ValueError('invalid DiffusionPolicyConfig: ' + '; '.join(problems))
-
-    def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> 'DiffusionPolicyConfig':
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        return config_from_dict(cls, data)
-
-    def executed_steps(self, action_steps: Optional[int] = None) -> int:
-        """Return the actions executed per chunk (default ``n_action_steps``); check they fit."""
-        if action_steps is None:
-            return self.n_action_steps
-        most = self.horizon - self.n_obs_steps + 1
-        if not 1 <= action_steps <= most:
-            raise ValueError(f'action_steps must be in 1 .. {most} for a policy with horizon '
-                             f'{self.horizon} and {self.n_obs_steps} observation '
-                             f'steps, got {action_steps}')
-        return int(action_steps)
-
-    def scheduler_kwargs(self) -> dict:
-        """Return the settings DDPM (training) and DDIM (inference) must share."""
-        return {'num_train_timesteps': self.num_train_timesteps,
-                'beta_schedule': self.beta_schedule, 'clip_sample': self.clip_sample,
-                'prediction_type': self.prediction_type}
-
-
-def resip_config(state_dim: int, action_dim: int) -> DiffusionPolicyConfig:
-    """Return the state-based base policy size used by ResiP (horizon 32, 1 obs step)."""
-    return DiffusionPolicyConfig(obs_mode='state', state_dim=state_dim, action_dim=action_dim,
-                                 n_obs_steps=1, horizon=32, n_action_steps=8,
-                                 down_dims=(256, 512, 1024), step_embed_dim=256,
-                                 num_inference_steps=16)
 
 
 def state_features_for(config: DiffusionPolicyConfig) -> StateFeatures:

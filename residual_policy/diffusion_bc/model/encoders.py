@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .obs_modes import OBS_MODES
+from .config import OBS_MODES
 
 
 class StateEncoder(nn.Module):

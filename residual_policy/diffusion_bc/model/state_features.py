@@ -45,7 +45,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-FEATURE_SETS = ('raw', 'relative', 'invariant', 'frames')
+from .config import FEATURE_SETS
+
 JOINT_FIELD = 'joint_positions'
 GRIPPER_POSITION = 'ee_position'
 GRIPPER_ORIENTATION = 'ee_orientation'

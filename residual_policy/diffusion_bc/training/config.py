@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional
 
 from visual_rl_stack.core.config_dicts import setting
-from visual_rl_stack.residual_policy.diffusion_bc.model.obs_modes import OBS_MODES
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import OBS_MODES
 
 #: Training settings of a new run, where the settings leave them unset.
 TRAINING_DEFAULTS = {'batch_size': 256, 'lr': 1e-4, 'warmup': 500, 'seed': 0,

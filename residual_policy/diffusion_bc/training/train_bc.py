@@ -45,16 +45,14 @@ from visual_rl_stack.core.run_layout import (BC_KIND, CHECKPOINT, LOSS_PLOT, MET
                                              RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE,
                                              training_state_to_use)
 from visual_rl_stack.data.dataset import BagDataset
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import (DATA_FIELDS,
+                                                                       DiffusionPolicyConfig)
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import (
-    create_ema, DiffusionPolicy, DiffusionPolicyConfig, ema_weights, fit_normalizers)
+    create_ema, DiffusionPolicy, ema_weights, fit_normalizers)
 from visual_rl_stack.residual_policy.diffusion_bc.model.normalization import MinMaxNormalizer
 
 from .bc_windows import BCWindows
 from .config import BCTrainSettings
-
-#: Training settings of a new run that the caller leaves unset.
-#: Config fields the data decides; overrides may not set them.
-DATA_FIELDS = ('obs_mode', 'state_dim', 'state_labels', 'action_dim', 'views', 'image_size')
 
 
 def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,

@@ -6,20 +6,21 @@ Example::
     vrl train-bc --task lift --data data/lift --obs state --out runs/bc --steps 20000
     vrl train-bc --task lift --data data/lift --obs state --out runs/bc --steps 30000 --resume
 
-Policy settings other than those the data decides are given as
-``--set key=value`` (value parsed as JSON, e.g. ``--set down_dims=[16,32,64]``).
-The run folder layout is :mod:`visual_rl_stack.core.run_layout`.
+Every policy setting the data does not decide is a flag too (``--horizon 32``,
+``--down-dims 16 32 64``, ``--state-features relative``); a resumed run keeps
+its own unless one is given. ``--set key=value`` (JSON value) is the older
+spelling of the same overrides. The run folder layout is
+:mod:`visual_rl_stack.core.run_layout`.
 """
 
 import argparse
 import json
 from pathlib import Path
 
-from visual_rl_stack.cli.overrides import parse_override
+from visual_rl_stack.cli.policy_flags import add_policy_arguments, policy_overrides
 from visual_rl_stack.cli.settings_args import (add_run_control_arguments, add_settings_arguments,
                                                settings_from_args)
-from visual_rl_stack.residual_policy.diffusion_bc.model.obs_modes import OBS_MODES
-from visual_rl_stack.residual_policy.diffusion_bc.model.state_features import FEATURE_SETS
+from visual_rl_stack.residual_policy.diffusion_bc.model.config import OBS_MODES
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 
 #: Flag spellings of earlier releases, kept working.
@@ -27,25 +28,11 @@ FLAG_ALIASES = {'obs_mode': ('--obs',)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``vrl train-bc`` arguments: the settings' fields, policy overrides, run control."""
+    """Add the ``vrl train-bc`` arguments: the settings' fields, policy settings, run control."""
     parser.add_argument('--out', type=Path, required=True, help='run folder to write')
     add_settings_arguments(parser, BCTrainSettings, aliases=FLAG_ALIASES,
                            choices={'obs_mode': OBS_MODES})
-    parser.add_argument('--state-features', choices=FEATURE_SETS, default=None,
-                        help='state features the policy derives from the raw state: raw; '
-                        'relative (adds object-minus-gripper positions and headings modulo '
-                        '90 degrees); invariant (only the relative part, heights and gripper '
-                        'opening); frames (relative plus positions in the planar frames '
-                        'facing from one object to another); default raw (a resumed run '
-                        'keeps its own)')
-    parser.add_argument('--action-frame', nargs=2, default=None, metavar=('FROM', 'TO'),
-                        help='learn delta actions in the table-plane frame facing from '
-                        'state position field FROM to TO (push: block_position '
-                        'goal_position); default world coordinates (a resumed run keeps '
-                        'its own)')
-    parser.add_argument('--set', dest='overrides', type=parse_override, action='append',
-                        default=[], metavar='KEY=VALUE',
-                        help='override a DiffusionPolicyConfig field (JSON value)')
+    add_policy_arguments(parser, 'DiffusionPolicyConfig fields (a resumed run keeps its own)')
     add_run_control_arguments(parser)
 
 
@@ -54,13 +41,8 @@ def main(args: argparse.Namespace) -> int:
     from visual_rl_stack.core.run_layout import SUMMARY
     from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import (
         train_bc)
-    overrides = dict(args.overrides)
-    if args.state_features is not None:
-        overrides['state_features'] = args.state_features
-    if args.action_frame is not None:
-        overrides['action_frame'] = tuple(args.action_frame)
     checkpoint = train_bc(settings_from_args(BCTrainSettings, args), args.out,
-                          resume=args.resume, config_overrides=overrides,
+                          resume=args.resume, config_overrides=policy_overrides(args),
                           progress=not args.no_progress)
     summary = json.loads((Path(args.out) / SUMMARY).read_text())
     print(f'trained {args.task} ({args.obs_mode}) to step {summary["steps"]}: '

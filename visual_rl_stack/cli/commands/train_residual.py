@@ -10,18 +10,20 @@ Example::
         --init-residual runs/rl/stack
 
 ``--base`` is a shipped model name (``vrl models``) or a state-based BC run
-folder. Residual and PPO settings other than the flags are given as
-``--residual key=value`` and ``--ppo key=value`` (JSON values). The run
-folder layout is :mod:`visual_rl_stack.core.run_layout`;
+folder. Every residual-network and PPO setting is a flag too
+(``--residual-scale 0.2``, ``--target-kl 0.02``); ``--residual key=value`` and
+``--ppo key=value`` (JSON values) are the older spellings. The run folder
+layout is :mod:`visual_rl_stack.core.run_layout`;
 ``vrl eval --policy RUN`` evaluates base + residual.
 """
 
 import argparse
 
-from visual_rl_stack.cli.overrides import parse_override
+from visual_rl_stack.cli.overrides import add_deprecated_overrides
 from visual_rl_stack.cli.settings_args import (add_run_control_arguments, add_settings_arguments,
-                                               settings_from_args)
-from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
+                                               given_overrides, settings_from_args)
+from visual_rl_stack.residual_policy.resip.config import (PPOConfig, RESIDUAL_DATA_FIELDS,
+                                                          ResidualConfig, ResidualTrainSettings)
 from visual_rl_stack.residual_policy.resip.env import REWARD_FUNCTIONS
 
 #: Flag spellings of earlier releases, kept working.
@@ -29,26 +31,30 @@ FLAG_ALIASES = {'base_inference_steps': ('--base-steps',)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``vrl train-residual`` arguments: the settings' fields, overrides, run control."""
+    """Add the ``vrl train-residual`` arguments: settings, network and PPO flags, run control."""
     parser.add_argument('--out', required=True, help='run folder to write')
     add_settings_arguments(parser, ResidualTrainSettings, aliases=FLAG_ALIASES,
                            choices={'reward': REWARD_FUNCTIONS})
-    parser.add_argument('--residual', dest='residual_overrides', type=parse_override,
-                        action='append', default=[], metavar='KEY=VALUE',
-                        help='override a ResidualConfig field, e.g. residual_scale=0.2')
-    parser.add_argument('--ppo', dest='ppo_overrides', type=parse_override, action='append',
-                        default=[], metavar='KEY=VALUE',
-                        help='override a PPOConfig field, e.g. actor_lr=1e-4')
+    add_settings_arguments(parser.add_argument_group(
+        'residual network', 'ResidualConfig fields (a resumed run keeps its own)'),
+        ResidualConfig, skip=RESIDUAL_DATA_FIELDS, overrides=True)
+    add_settings_arguments(parser.add_argument_group(
+        'PPO', 'PPOConfig fields (a resumed run must be given the same)'), PPOConfig,
+                           overrides=True)
+    add_deprecated_overrides(parser, '--residual', 'residual_overrides')
+    add_deprecated_overrides(parser, '--ppo', 'ppo_overrides')
     add_run_control_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``vrl train-residual`` and print a one-line summary."""
-    from visual_rl_stack.residual_policy.resip.ppo import PPOConfig
     from visual_rl_stack.residual_policy.resip.train_residual import train_residual
     settings = settings_from_args(ResidualTrainSettings, args)
-    ppo = PPOConfig.from_dict({**PPOConfig().to_dict(), **dict(args.ppo_overrides)})
-    summary = train_residual(args.out, settings, dict(args.residual_overrides), ppo,
+    ppo = PPOConfig.from_dict({**PPOConfig().to_dict(), **dict(args.ppo_overrides),
+                               **given_overrides(PPOConfig, args)})
+    residual = {**dict(args.residual_overrides),
+                **given_overrides(ResidualConfig, args, RESIDUAL_DATA_FIELDS)}
+    summary = train_residual(args.out, settings, residual, ppo,
                              resume=args.resume, progress=not args.no_progress)
     start = 'frozen base' if args.init_residual is None else f'start: {args.init_residual}'
     print(f'residual on {args.task}: validation success {summary["baseline_val_success"]:.0%}'
