@@ -206,7 +206,7 @@ def test_florence_grounds_the_instruction_phrases_through_post_processing(model_
         backend.parse('</s><s>bowl<loc_0><loc_0><loc_9><loc_9></s>', prompt)
 
 
-@pytest.mark.parametrize('name', sorted(BACKENDS))
+@pytest.mark.parametrize('name', sorted(set(BACKENDS) - {'keypoint_net'}))
 def test_a_missing_model_folder_is_a_clear_error(name, tmp_path):
     with pytest.raises(FileNotFoundError, match=f'{tmp_path / "nope"}.* does not exist; it '
                                                 'should hold config.json'):
@@ -214,6 +214,12 @@ def test_a_missing_model_folder_is_a_clear_error(name, tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(FileNotFoundError, match='has no config.json'):
         open_backend(name, str(tmp_path / 'empty'))
+
+
+def test_a_missing_keypoint_model_names_the_shipped_ones(tmp_path):
+    with pytest.raises(FileNotFoundError, match='neither a folder nor a shipped model '
+                                                '.*affordance_keypoints'):
+        open_backend('keypoint_net', str(tmp_path / 'nope'))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available here')
@@ -243,7 +249,7 @@ def test_the_registry_imports_no_model_code_until_a_backend_opens(tmp_path):
 
 def test_unknown_backends_name_the_known_ones():
     with pytest.raises(ValueError, match='unknown affordance backend .molmo2.*florence2, '
-                                         'paligemma, qwen2_5_vl'):
+                                         'keypoint_net, paligemma, qwen2_5_vl'):
         open_backend('molmo2', '/models/molmo2')
 
 

@@ -12,7 +12,7 @@ model resized the image to: rescaling is the parser's job.
 """
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Protocol
+from typing import Any, Mapping, Optional, Protocol
 
 import numpy as np
 
@@ -60,13 +60,20 @@ class Keypoint:
 
 @dataclass
 class Prompt:
-    """The views as the model sees them, the instruction and the numbered candidates."""
+    """
+    The views as the model sees them, the instruction and the numbered candidates.
+
+    ``frames`` optionally holds the camera frames the views were drawn from
+    (:class:`visual_rl_stack.sim.cameras.CameraFrame`: RGB without overlays,
+    metric depth, ``K``, pose), for backends that read RGB-D directly.
+    """
 
     instruction: str
     images: Mapping[str, np.ndarray]
     candidates: tuple[Candidate, ...] = ()
     grid: tuple[int, int] = (5, 5)
     original_sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    frames: Mapping[str, Any] = field(default_factory=dict)
 
     def size_of(self, view: str) -> tuple[int, int]:
         """Return ``(width, height)`` of the original ``view`` image."""

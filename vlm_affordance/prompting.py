@@ -145,6 +145,7 @@ def build_prompt(frames: Mapping[str, CameraFrame], instruction: str,
     """
     Return the prompt a model sees: overlays on every view, the instruction and the candidates.
 
+    The frames themselves travel in :attr:`Prompt.frames` for RGB-D backends.
     ``candidates=None`` finds them in the views' depth (:func:`find_candidates`);
     pass ``()`` for a grid-only prompt. Views whose shorter side is below
     ``min_side`` pixels are upscaled by an integer factor before drawing.
@@ -162,7 +163,8 @@ def build_prompt(frames: Mapping[str, CameraFrame], instruction: str,
         own = [c for c in candidates if c.view == view]
         images[view] = draw_overlay(rgb, own, grid, (width, height))
         sizes[view] = (width, height)
-    return Prompt(instruction, images, tuple(candidates), tuple(grid_shape(grid)), sizes)
+    return Prompt(instruction, images, tuple(candidates), tuple(grid_shape(grid)), sizes,
+                  dict(frames))
 
 
 def save_prompt(prompt: Prompt, folder: Path) -> list[Path]:

@@ -31,6 +31,8 @@ from .affordance import (Affordance, AffordanceBackend, Keypoint, KEYPOINT_NAMES
                          ReplyError, REQUIRED_KEYPOINTS)
 
 Key = tuple[str, str]
+#: Keypoints snapped onto a candidate unless the backend or the caller says otherwise.
+SNAPPED_KEYPOINTS = ('grasp', 'function')
 
 
 @dataclass(frozen=True)
@@ -122,14 +124,23 @@ class AffordanceQuery:
 
     def __init__(self, backend: AffordanceBackend, max_attempts: int = 3,
                  log_path: Optional[Path] = None, snap_tolerance: float = 0.05,
-                 candidate_keypoints: Sequence[str] = ('grasp', 'function')):
-        """Remember the backend and the rules; ``log_path`` gets one JSON line per attempt."""
+                 candidate_keypoints: Optional[Sequence[str]] = None):
+        """
+        Remember the backend and the rules; ``log_path`` gets one JSON line per attempt.
+
+        ``candidate_keypoints`` (the keypoints snapped onto candidates) defaults
+        to the backend's ``snapped_keypoints`` where it has one (a model that
+        locates points itself is more precise than a region's centre), else
+        :data:`SNAPPED_KEYPOINTS`.
+        """
         if max_attempts < 1:
             raise ValueError(f'max_attempts must be >= 1, got {max_attempts}')
         self.backend = backend
         self.max_attempts = max_attempts
         self.log_path = None if log_path is None else Path(log_path)
         self.snap_tolerance = snap_tolerance
+        if candidate_keypoints is None:
+            candidate_keypoints = getattr(backend, 'snapped_keypoints', SNAPPED_KEYPOINTS)
         self.candidate_keypoints = tuple(candidate_keypoints)
         self.cache: dict[Key, QueryResult] = {}
 

@@ -8,7 +8,7 @@ code on the Hub), though :func:`..replies.parse_molmo_points` reads its replies.
 """
 
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..affordance import AffordanceBackend
 
@@ -24,16 +24,19 @@ def _lazy(module: str, attribute: str) -> Factory:
     return factory
 
 
-#: Backend name -> factory taking ``(path, view='front', device='cpu', max_new_tokens=128, ...)``.
+#: Backend name -> factory taking ``(path, view='front', device='cpu', max_new_tokens=128, ...)``
+#: (``keypoint_net``: ``(path=None, views=None, device='cpu', refine=True)``, None the shipped
+#: model).
 BACKENDS: dict[str, Factory] = {
     'florence2': _lazy('.florence2', 'Florence2Backend'),
+    'keypoint_net': _lazy('.keypoint_net', 'KeypointNetBackend'),
     'paligemma': _lazy('.paligemma', 'PaliGemmaBackend'),
     'qwen2_5_vl': _lazy('.qwen2_5_vl', 'Qwen25VLBackend'),
 }
 
 
-def open_backend(name: str, path: str, **options: Any) -> AffordanceBackend:
-    """Return backend ``name`` loaded from the local model folder ``path``."""
+def open_backend(name: str, path: Optional[str] = None, **options: Any) -> AffordanceBackend:
+    """Return backend ``name`` loaded from the local model folder ``path`` (its default: None)."""
     if name not in BACKENDS:
         raise ValueError(f'unknown affordance backend {name!r}; known backends: '
                          f'{", ".join(sorted(BACKENDS))}')
