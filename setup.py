@@ -66,6 +66,7 @@ setup(
             'camera_node = visual_rl_stack.perception.camera_node:main',
             'recorder_node = visual_rl_stack.data.recorder_node:main',
             'policy_node = visual_rl_stack.residual_policy.policy_node:main',
+            'affordance_node = visual_rl_stack.vlm_affordance.affordance_node:main',
         ],
     },
 )

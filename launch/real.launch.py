@@ -13,6 +13,7 @@ The camera node's topics are remapped onto the driver's (graph.real_camera_remap
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from visual_rl_stack.ros.graph import graph
@@ -25,6 +26,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value=str(spec.use_sim_time).lower(),
                               description='Follow /clock instead of the wall clock.'),
     ]
-    nodes = [Node(**node.launch_kwargs(LaunchConfiguration('use_sim_time')))
+    arguments += [DeclareLaunchArgument(node.switch, default_value='true',
+                                        description=f'Start {node.name}.')
+                  for node in spec.nodes if node.switch]
+    nodes = [Node(**node.launch_kwargs(LaunchConfiguration('use_sim_time')),
+                  condition=IfCondition(LaunchConfiguration(node.switch)) if node.switch
+                  else None)
              for node in spec.nodes]
     return LaunchDescription(arguments + nodes)

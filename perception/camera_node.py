@@ -16,18 +16,14 @@ from typing import Any, Callable, Mapping, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from visual_rl_stack.ros.msg_conversions import (array_to_image, make_pose, pose_to_matrix,
-                                                 stamp_to_seconds)
+from visual_rl_stack.ros.msg_conversions import array_to_image, pose_to_matrix, stamp_to_seconds
 from visual_rl_stack.ros.msg_conversions import to_point_cloud2
-from visual_rl_stack.ros.node_params import declare_params, ParamSpec
+from visual_rl_stack.ros.node_params import declare_extrinsics, declare_params, ParamSpec
 from visual_rl_stack.ros.shutdown import ending_on_shutdown
 from visual_rl_stack.ros.topics import (camera_info_topic, camera_pose_topic, color_topic,
                                         depth_topic, DIAGNOSTICS, MULTIVIEW_IMAGE, POINTS,
@@ -126,7 +122,8 @@ class CameraNode(Node):
             outlier_std_ratio=params['outlier_std_ratio'])
         pose_from_topics = self._publish_points and params['use_pose_topics']
         static_poses = self._publish_points and not params['use_pose_topics']
-        self._extrinsics = self._read_extrinsics() if static_poses else {}
+        self._extrinsics = (declare_extrinsics(self, self._points_views) if static_poses
+                            else {})
         streams = ['color', 'depth', 'camera_info'] + (['pose'] if pose_from_topics else [])
         self._sync = MultiViewSynchronizer(self._cameras, streams, params['sync_tolerance'],
                                            params['sync_queue_size'], params['sync_timeout'])
@@ -161,27 +158,6 @@ class CameraNode(Node):
             f'synchronising {self._cameras} ({", ".join(streams)}) -> {MULTIVIEW_IMAGE} '
             f'{self._size[0] * len(self._cameras)}x{self._size[1]}'
             + (f', {POINTS} from {self._points_views}' if self._publish_points else ''))
-
-    def _read_extrinsics(self) -> dict[str, np.ndarray]:
-        """Declare and read ``extrinsics.<cam>`` for the cloud's cameras as 4x4 matrices."""
-        extrinsics = {}
-        for camera in self._points_views:
-            name = f'extrinsics.{camera}'
-            self.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
-                description=f'Pose of the {camera} optical frame in {WORLD_FRAME}: '
-                            '[x, y, z, qx, qy, qz, qw].', read_only=True))
-            try:
-                value = list(self.get_parameter(name).value)
-            except ParameterUninitializedException:
-                value = []
-            quaternion = np.asarray(value[3:], dtype=float)
-            if len(value) != 7 or not np.linalg.norm(quaternion) > 1e-6:
-                raise ValueError(f'{NODE_NAME}: use_pose_topics is false, so {name} must be '
-                                 f'[x, y, z, qx, qy, qz, qw] with a non-zero quaternion; '
-                                 f'got {value}')
-            extrinsics[camera] = pose_to_matrix(
-                make_pose(value[:3], quaternion / np.linalg.norm(quaternion)))
-        return extrinsics
 
     def _on_message(self, camera: str, stream: str, msg: Any) -> None:
         """Queue one camera message; publish the set it completes. Never raises."""

@@ -17,6 +17,7 @@ from visual_rl_stack.residual_policy.diffusion_bc.training.config import (
     BCTrainSettings, DistillSettings)
 from visual_rl_stack.residual_policy.resip.config import (PPOConfig, RESIDUAL_DATA_FIELDS,
                                                           ResidualConfig, ResidualTrainSettings)
+from visual_rl_stack.vlm_affordance.keypoint_model.config import KeypointTrainSettings
 
 
 def test_eval_writes_the_documented_json(tmp_path):
@@ -42,7 +43,7 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
 
 #: Every documented command, by its exact name.
 DOCUMENTED = ('eval', 'collect', 'record', 'bringup', 'bench', 'demo', 'train-bc',
-              'train-residual', 'distill', 'models')
+              'train-residual', 'distill', 'models', 'relabel', 'train-affordance', 'affordance')
 
 
 def test_help_lists_every_command_by_its_exact_name():
@@ -67,6 +68,7 @@ GENERATED = {
     'train-residual': (ResidualTrainSettings, {'task': 'lift', 'base': 'b'}),
     'train-bc': (BCTrainSettings, {'task': 'lift', 'data': 'bags'}),
     'distill': (DistillSettings, {'teacher': 'bc_state_lift'}),
+    'train-affordance': (KeypointTrainSettings, {}),
 }
 
 
@@ -141,7 +143,10 @@ def test_older_override_spellings_still_parse_and_flags_win():
                          ids=lambda path: path.parent.name)
 def test_every_shipped_model_command_parses(card):
     data = json.loads(card.read_text())
-    commands = [*data.get('retrain', []), data['evaluation']['command']]
+    evaluation = data['evaluation']
+    measured = ([row['command'] for row in evaluation['per_task'].values()]  # an affordance model
+                if 'per_task' in evaluation else [evaluation['command']])
+    commands = [*data.get('retrain', []), *measured]
     for command in commands:
         words = shlex.split(command)
         assert words[0] == 'vrl', command

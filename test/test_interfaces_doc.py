@@ -7,6 +7,7 @@ from visual_rl_stack.data.recorder_node import PARAMS as RECORDER_PARAMS
 from visual_rl_stack.perception.camera_node import PARAMS as CAMERA_PARAMS
 from visual_rl_stack.residual_policy.policy_node import PARAMS as POLICY_PARAMS
 from visual_rl_stack.sim.sim_node import PARAMS as SIM_PARAMS
+from visual_rl_stack.vlm_affordance.affordance_node import PARAMS as AFFORDANCE_PARAMS
 
 DOC = Path(__file__).resolve().parent.parent / 'docs' / 'interfaces.md'
 
@@ -21,7 +22,8 @@ def _section(node: str) -> str:
 @pytest.mark.parametrize('node, specs', [('sim_node', SIM_PARAMS),
                                          ('camera_node', CAMERA_PARAMS),
                                          ('recorder', RECORDER_PARAMS),
-                                         ('policy_node', POLICY_PARAMS)])
+                                         ('policy_node', POLICY_PARAMS),
+                                         ('affordance_node', AFFORDANCE_PARAMS)])
 def test_every_parameter_is_documented(node, specs):
     section = _section(node)
     missing = [name for name in specs if f'| `{name}` |' not in section]

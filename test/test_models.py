@@ -119,6 +119,8 @@ def test_every_shipped_model_loads_and_its_card_is_complete():
     shipped = models.shipped_models()
     for name, model in shipped.items():
         assert model.size_bytes <= models.MAX_MODEL_BYTES, name
+        if not model.is_policy:  # an affordance model: test_affordance_keypoint_model.py
+            continue
         card = model.card
         assert card['name'] == name and card['retrain'], name
         trainer = 'vrl train-residual' if card['kind'] == 'residual' else 'vrl train-bc'

@@ -12,7 +12,7 @@ model resized the image to: rescaling is the parser's job.
 """
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Protocol
+from typing import Any, Mapping, Optional, Protocol
 
 import numpy as np
 
@@ -42,24 +42,38 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Keypoint:
-    """A named point in pixel coordinates (u right, v down) of one original view."""
+    """
+    A named point in pixel coordinates (u right, v down) of one original view.
+
+    ``height`` (metres, optional) raises the lifted surface point, as MOKA's
+    pre- and post-contact heights do: a pixel only sees the surface behind a
+    point in the air.
+    """
 
     name: str
     view: str
     u: float
     v: float
     candidate: Optional[int] = None
+    height: Optional[float] = None
 
 
 @dataclass
 class Prompt:
-    """The views as the model sees them, the instruction and the numbered candidates."""
+    """
+    The views as the model sees them, the instruction and the numbered candidates.
+
+    ``frames`` optionally holds the camera frames the views were drawn from
+    (:class:`visual_rl_stack.sim.cameras.CameraFrame`: RGB without overlays,
+    metric depth, ``K``, pose), for backends that read RGB-D directly.
+    """
 
     instruction: str
     images: Mapping[str, np.ndarray]
     candidates: tuple[Candidate, ...] = ()
     grid: tuple[int, int] = (5, 5)
     original_sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    frames: Mapping[str, Any] = field(default_factory=dict)
 
     def size_of(self, view: str) -> tuple[int, int]:
         """Return ``(width, height)`` of the original ``view`` image."""

@@ -43,7 +43,13 @@ class ResidualTrainSettings:
     reward: str = setting(
         'sparse', 'reward function (sparse: +1 on success; stages: +1 per new stage of a '
         "multi-stage task too; shaped: sparse plus the decrease of the task's goal distance, "
-        "1 per 5 cm; upright: sparse minus the growth of the peg's tilt, 1 per 90 degrees)")
+        "1 per 5 cm; upright: sparse minus the growth of the peg's tilt, 1 per 90 degrees; "
+        'kagi: sparse when non-zero, else progress along keypoint-affordance waypoints)')
+    reward_backend: str = setting(
+        'keypoint_net', 'keypoint backend of the kagi reward (vlm_affordance.backends)')
+    reward_model: Optional[str] = setting(
+        None, 'local model folder of the kagi reward backend (default: none, for a backend '
+        'that ships its weights)')
     seed: int = setting(0, 'training seed')
     time_limit_min: Optional[float] = setting(
         None, 'stop this session after N minutes (at an iteration boundary)')

@@ -6,9 +6,11 @@ The environment residual RL trains in: the task simulator seen through the BC st
 was trained on (:func:`visual_rl_stack.core.observation.sim_observation`), so base, residual and
 evaluation share one definition of the state. The reward is a pluggable
 function of the simulator and the step result (:data:`REWARD_FUNCTIONS`);
-the default is ResiP's sparse reward, and dense rewards (e.g. from keypoint
-affordances) register beside it. A reward function with a ``reset(sim)``
-method is told of every new episode, after the simulator has reset.
+the default is ResiP's sparse reward. Rewards of other packages (``kagi``,
+the keypoint-affordance reward) are registered by import path in
+:mod:`visual_rl_stack.core.rewards` and opened by name, with options, so this
+module imports no other learner. A reward function with a ``reset(sim, seed)``
+method is told of every new episode and its seed, after the simulator has reset.
 
 Seeds: ``reset(seed=s)`` starts episode ``s`` exactly (evaluation); unseeded
 resets draw episode seeds at or above :data:`TRAIN_SEED_FLOOR`, so training
@@ -28,6 +30,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 import numpy as np
 from visual_rl_stack.core.observation import sim_observation
+from visual_rl_stack.core.rewards import REWARD_ENTRY_POINTS, reward_factory
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
 from visual_rl_stack.sim.tasks import has_goal_distance, has_tilt, make_task, TASKS
@@ -49,7 +52,7 @@ class StageReward:
     def __init__(self) -> None:
         self.completed = 0
 
-    def reset(self, sim: TabletopSim) -> None:
+    def reset(self, sim: TabletopSim, seed: Optional[int] = None) -> None:
         """Forget the stages of the previous episode."""
         self.completed = 0
 
@@ -75,7 +78,7 @@ class CostShapedReward:
         self.cost_fn, self.unit = cost, unit
         self.cost: Optional[float] = None
 
-    def reset(self, sim: TabletopSim) -> None:
+    def reset(self, sim: TabletopSim, seed: Optional[int] = None) -> None:
         """Measure the new episode's starting cost."""
         self.cost = self.cost_fn(sim)
 
@@ -125,15 +128,23 @@ REWARD_NEEDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
-def make_reward(name: str, task: Optional[str] = None) -> RewardFunction:
+def reward_names() -> list[str]:
+    """Return every reward name: the built-in ones and the registered ones."""
+    return sorted({*REWARD_FUNCTIONS, *REWARD_ENTRY_POINTS})
+
+
+def make_reward(name: str, task: Optional[str] = None,
+                options: Optional[dict[str, Any]] = None) -> RewardFunction:
     """
-    Return a new reward function by name.
+    Return a new reward function by name; ``options`` go to a registered reward's factory.
 
     Unknown names raise ValueError, and so does a reward that measures
     something (:data:`REWARD_NEEDS`) the ``task`` (when given) does not define.
     """
+    if name not in REWARD_FUNCTIONS and name in REWARD_ENTRY_POINTS:
+        return reward_factory(name)(task, **(options or {}))
     if name not in REWARD_FUNCTIONS:
-        raise ValueError(f'unknown reward {name!r}; known: {", ".join(sorted(REWARD_FUNCTIONS))}')
+        raise ValueError(f'unknown reward {name!r}; known: {", ".join(reward_names())}')
     if name in REWARD_NEEDS and task is not None:
         what, defines = REWARD_NEEDS[name]
         if not defines(make_task(task)):
@@ -147,11 +158,12 @@ class ResidualTaskEnv(gym.Env):
     """One task in physical action units with the BC state as observation (module doc)."""
 
     def __init__(self, task: str, action_mode: str = 'delta', reward: str = 'sparse',
-                 max_episode_steps: Optional[int] = None):
+                 max_episode_steps: Optional[int] = None,
+                 reward_options: Optional[dict[str, Any]] = None):
         """Create a camera-less simulator for ``task``."""
         self.sim = TabletopSim(SimConfig(task=task, action_mode=action_mode, cameras=(),
                                          max_episode_steps=max_episode_steps))
-        self.reward_fn = make_reward(reward, task)
+        self.reward_fn = make_reward(reward, task, reward_options)
         low, high = self.sim.action_space_bounds()
         self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32))
         self.sim.reset(seed=0)
@@ -171,7 +183,7 @@ class ResidualTaskEnv(gym.Env):
                         else TRAIN_SEED_FLOOR + int(self.np_random.integers(1 << 30)))
         self.sim.reset(seed=episode_seed)
         if hasattr(self.reward_fn, 'reset'):
-            self.reward_fn.reset(self.sim)
+            self.reward_fn.reset(self.sim, episode_seed)
         return sim_observation(self.sim)[0], {'episode_seed': episode_seed, 'success': False}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -189,16 +201,20 @@ class ResidualTaskEnv(gym.Env):
 
 def make_residual_envs(task: str, num_envs: int, action_mode: str = 'delta',
                        reward: str = 'sparse', max_episode_steps: Optional[int] = None,
-                       asynchronous: bool = True) -> gym.vector.VectorEnv:
+                       asynchronous: bool = True,
+                       reward_options: Optional[dict[str, Any]] = None) -> gym.vector.VectorEnv:
     """
     Return ``num_envs`` :class:`ResidualTaskEnv` copies with same-step autoreset (not reset yet).
 
-    Asynchronous envs run one spawned worker process each.
+    Asynchronous envs run one spawned worker process each; ``reward_options``
+    go to a registered reward's factory in each of them.
     """
     if num_envs < 1:
         raise ValueError(f'num_envs must be at least 1, got {num_envs}')
-    make_reward(reward, task)
-    factory = partial(ResidualTaskEnv, task, action_mode, reward, max_episode_steps)
+    if reward not in REWARD_ENTRY_POINTS:
+        make_reward(reward, task)  # fail here, not in every worker (a registered one may be slow)
+    factory = partial(ResidualTaskEnv, task, action_mode, reward, max_episode_steps,
+                      reward_options)
     fns = [factory] * num_envs
     if asynchronous:
         return gym.vector.AsyncVectorEnv(fns, context=CONTEXT,

@@ -73,6 +73,13 @@ from .env import make_residual_envs, TRAIN_SEED_FLOOR
 from .ppo import compute_gae, make_optimizers, ppo_update, RewardNormalizer
 
 
+def reward_options(settings: ResidualTrainSettings) -> dict[str, Any]:
+    """Return what the kagi reward's factory gets from the settings (nothing for the others)."""
+    if settings.reward != 'kagi':
+        return {}
+    return {'backend': settings.reward_backend, 'model': settings.reward_model}
+
+
 class EpisodeTracker:
     """Running return and length per environment; finished episodes are collected."""
 
@@ -138,7 +145,8 @@ class ResidualTrainer:
         self._write_run_config(base_checkpoint, base_config, resume)
         self.envs = make_residual_envs(settings.task, settings.envs,
                                        base_config.get('action_mode', 'delta'),
-                                       settings.reward, asynchronous=asynchronous)
+                                       settings.reward, asynchronous=asynchronous,
+                                       reward_options=reward_options(settings))
         self.rollout_steps = (settings.rollout_steps
                               or int(self.envs.get_attr('max_episode_steps')[0]))
         self.base = BatchedBasePolicy(self.policy, settings.envs,

@@ -25,6 +25,11 @@ COMMANDS = {
     'train-residual': ('train_residual',
                        'refine a frozen BC policy with a PPO-trained residual (ResiP)'),
     'distill': ('distill', 'distil a state-based teacher into an image-based diffusion student'),
+    'relabel': ('relabel', 'KAGI dense rewards for recorded episode bags, one query each'),
+    'train-affordance': ('train_affordance',
+                         'train the default KAGI keypoint affordance model on sim scenes'),
+    'affordance': ('affordance',
+                   'measure an affordance backend against privileged keypoints on a task'),
     'models': ('models', 'list the shipped trained models, or ship a run'),
 }
 

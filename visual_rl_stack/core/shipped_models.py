@@ -37,6 +37,8 @@ from .run_layout import (CHECKPOINT, MODEL_CARD, PathLike, RESIDUAL, RESIDUAL_KI
 
 #: How shipped diffusion weights may be stored.
 WEIGHT_DTYPES = {'float16': torch.float16, 'float32': torch.float32}
+#: Card kind of a keypoint affordance model (a KAGI backend's weights, not a policy).
+AFFORDANCE_KIND = 'affordance'
 #: Shipped models must stay small enough for a git repository.
 MAX_MODEL_BYTES = 25 * 1024 * 1024
 
@@ -54,12 +56,18 @@ class ShippedModel:
         """Return the size of the model folder on disk."""
         return folder_bytes(self.path)
 
+    @property
+    def is_policy(self) -> bool:
+        """Return whether this is a policy (not an affordance model, which opens as a backend)."""
+        return self.card.get('kind') != AFFORDANCE_KIND
+
     def summary(self) -> dict:
         """Return the card fields worth a line in a listing."""
         evaluation = self.card.get('evaluation') or {}
         return {'name': self.name, 'task': self.card.get('task'),
                 'kind': self.card.get('kind'), 'obs': self.card.get('obs_mode'),
                 'success_rate': evaluation.get('success_rate'),
+                'within_2cm': evaluation.get('within_2cm'),
                 'episodes': evaluation.get('episodes'),
                 'seed_start': evaluation.get('seed_start'),
                 'size_mb': round(self.size_bytes / 2 ** 20, 2), 'path': str(self.path)}
@@ -107,7 +115,11 @@ def resolve_policy(name_or_path: PathLike, folder: Optional[Path] = None) -> Pat
         return path
     models = shipped_models(folder)
     if str(name_or_path) in models:
-        return models[str(name_or_path)].path
+        model = models[str(name_or_path)]
+        if not model.is_policy:
+            raise ValueError(f'{model.name!r} is an affordance model (a keypoint_net backend), '
+                             'not a policy')
+        return model.path
     known = ', '.join(sorted(models)) or 'none installed'
     raise ValueError(f'policy {str(name_or_path)!r} is neither a shipped model ({known}) nor '
                      'an existing run or checkpoint folder')

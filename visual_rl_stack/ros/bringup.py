@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -105,8 +105,12 @@ class GraphRunner:
     """
 
     def __init__(self, graph: str = 'sim', overrides: Optional[Overrides] = None,
-                 context: Optional[Context] = None):
-        """Check the graph and overrides; nothing starts before :meth:`start`."""
+                 context: Optional[Context] = None, without: Sequence[str] = ()):
+        """
+        Check the graph and overrides; nothing starts before :meth:`start`.
+
+        ``without`` names nodes with a launch switch (:attr:`NodeSpec.switch`) to leave out.
+        """
         self.graph = find_graph(graph)
         self.overrides = overrides or {}
         names = [spec.name for spec in self.graph.nodes]
@@ -114,6 +118,12 @@ class GraphRunner:
         if unknown:
             raise ValueError(f'overrides for {unknown}, which are not in graph {graph!r} '
                              f'(nodes: {names})')
+        optional = [spec.name for spec in self.graph.nodes if spec.switch]
+        fixed = sorted(set(without) - set(optional))
+        if fixed:
+            raise ValueError(f'cannot leave out {fixed}; graph {graph!r} can run without '
+                             f'{optional or "none of its nodes"}')
+        self.without = frozenset(without)
         self.context = context
         self._own_context = context is None
         self.nodes: dict[str, Node] = {}
@@ -133,6 +143,8 @@ class GraphRunner:
         self.executor = SingleThreadedExecutor(context=self.context)
         try:
             for spec in self.graph.nodes:
+                if spec.name in self.without:
+                    continue
                 params = {**spec.params(), **spec.overrides(self.graph.use_sim_time,
                                                             self.overrides.get(spec.name))}
                 self.nodes[spec.name] = create_node(spec, params, self.context)
@@ -183,9 +195,10 @@ class GraphRunner:
 
 
 def bringup(graph: str = 'sim', overrides: Optional[Overrides] = None,
-            duration: Optional[float] = None, context: Optional[Context] = None) -> None:
-    """Run a graph in this process until Ctrl-C or ``duration`` seconds, then shut down."""
-    runner = GraphRunner(graph, overrides, context)
+            duration: Optional[float] = None, context: Optional[Context] = None,
+            without: Sequence[str] = ()) -> None:
+    """Run a graph (less ``without``) in this process until Ctrl-C or ``duration`` seconds."""
+    runner = GraphRunner(graph, overrides, context, without)
     try:
         runner.start(background=False)
         runner.spin(duration)

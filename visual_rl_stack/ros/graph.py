@@ -39,6 +39,8 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     owns_clock: bool = False
     package: str = PACKAGE
+    #: Name of the boolean launch argument that turns this node off ('' = always on).
+    switch: str = ''
 
     def load_factory(self) -> type:
         """Import the node class (``module:Class``) lazily, so this module imports without it."""
@@ -107,19 +109,28 @@ SIM_NODE = NodeSpec(executable='sim_node', name='sim_node', param_file='sim_node
 CAMERA_NODE = NodeSpec(executable='camera_node', name='camera_node',
                        param_file='sim_graph.yaml',
                        factory=f'{PACKAGE}.perception.camera_node:CameraNode')
+#: KAGI keypoints and dense reward; ``affordance:=false`` (launch) or ``--without
+#: affordance_node`` (``vrl bringup``) leaves it out.
+AFFORDANCE_NODE = NodeSpec(executable='affordance_node', name='affordance_node',
+                           param_file='sim_graph.yaml',
+                           factory=f'{PACKAGE}.vlm_affordance.affordance_node:AffordanceNode',
+                           switch='affordance')
 #: The policy node, started beside a graph (``vrl eval --via-ros``, ``ros2 run``), not in one.
 POLICY_NODE = NodeSpec(executable='policy_node', name='policy_node',
                        param_file='policy_node.yaml',
                        factory=f'{PACKAGE}.residual_policy.policy_node:PolicyNode')
 
 GRAPHS = {
-    'sim': GraphSpec('sim', (SIM_NODE, CAMERA_NODE), use_sim_time=True,
-                     description='PyBullet simulator publishing /clock, plus the camera node'),
+    'sim': GraphSpec('sim', (SIM_NODE, CAMERA_NODE, AFFORDANCE_NODE), use_sim_time=True,
+                     description='PyBullet simulator publishing /clock, plus the camera and '
+                                 'affordance nodes'),
     'real': GraphSpec(
-        'real', (NodeSpec(**{**CAMERA_NODE.__dict__, 'param_file': 'real_graph.yaml',
-                             'remappings': real_camera_remappings(REAL_CAMERAS)}),),
+        'real', tuple(NodeSpec(**{**spec.__dict__, 'param_file': 'real_graph.yaml',
+                                  'remappings': real_camera_remappings(REAL_CAMERAS)})
+                      for spec in (CAMERA_NODE, AFFORDANCE_NODE)),
         use_sim_time=False,
-        description='camera node on real RealSense driver topics (start the drivers yourself)'),
+        description='camera and affordance nodes on real RealSense driver topics (start the '
+                    'drivers yourself)'),
     'replay': GraphSpec('replay', (CAMERA_NODE,), use_sim_time=True,
                         description='camera node on a bag played with `ros2 bag play --clock`'),
 }

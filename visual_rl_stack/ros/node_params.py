@@ -1,13 +1,18 @@
 """Declare ROS parameters with descriptors and ranges, and reject bad values clearly."""
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterUninitializedException)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+from .msg_conversions import make_pose, pose_to_matrix
+from .topics import WORLD_FRAME
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,30 @@ def declare_params(node: Node, specs: dict[str, ParamSpec],
 
     node.add_on_set_parameters_callback(check)
     return values
+
+
+def declare_extrinsics(node: Node, cameras: Sequence[str]) -> dict[str, np.ndarray]:
+    """
+    Declare and read ``extrinsics.<cam>`` = [x, y, z, qx, qy, qz, qw] as 4x4 world poses.
+
+    For graphs whose cameras publish no pose topic (real drivers): the poses
+    come from calibration. Raises ValueError for a missing or malformed one.
+    """
+    extrinsics = {}
+    for camera in cameras:
+        name = f'extrinsics.{camera}'
+        node.declare_parameter(name, Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
+            description=f'Pose of the {camera} optical frame in {WORLD_FRAME}: '
+                        '[x, y, z, qx, qy, qz, qw].', read_only=True))
+        try:
+            value = list(node.get_parameter(name).value)
+        except ParameterUninitializedException:
+            value = []
+        quaternion = np.asarray(value[3:], dtype=float)
+        if len(value) != 7 or not np.linalg.norm(quaternion) > 1e-6:
+            raise ValueError(f'{node.get_name()}: use_pose_topics is false, so {name} must be '
+                             f'[x, y, z, qx, qy, qz, qw] with a non-zero quaternion; '
+                             f'got {value}')
+        extrinsics[camera] = pose_to_matrix(
+            make_pose(value[:3], quaternion / np.linalg.norm(quaternion)))
+    return extrinsics

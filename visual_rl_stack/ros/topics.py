@@ -25,6 +25,10 @@ SIM_STEP = '/sim/step'
 MULTIVIEW_IMAGE = '/perception/multiview/image'
 POINTS = '/perception/points'
 DIAGNOSTICS = '/diagnostics'
+AFFORDANCE_KEYPOINTS = '/affordance/keypoints'
+AFFORDANCE_MARKERS = '/affordance/markers'
+AFFORDANCE_QUERY = '/affordance/query'
+DENSE_REWARD = '/reward/dense'
 
 
 def color_topic(camera: str) -> str:

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, help='sim_node episode seed (sim graph)')
     parser.add_argument('--param', action='append', type=parse_param, default=[],
                         metavar='NODE.PARAM=VALUE', help='override any node parameter')
+    optional = sorted({spec.name for g in GRAPHS.values() for spec in g.nodes if spec.switch})
+    parser.add_argument('--without', action='append', default=[], choices=optional,
+                        metavar='NODE', help='leave out an optional node '
+                        f'({", ".join(optional)}); repeatable')
     parser.add_argument('--duration', type=float,
                         help='stop after this many wall-clock seconds (default: until Ctrl-C)')
 
@@ -42,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     for node, name, value in args.param:
         overrides.setdefault(node, {})[name] = value
     try:
-        bringup(args.graph, overrides, args.duration)
+        bringup(args.graph, overrides, args.duration, without=args.without)
     except (ImportError, ValueError, FileNotFoundError) as error:
         print(f'vrl bringup: {error}', file=sys.stderr)
         return 1

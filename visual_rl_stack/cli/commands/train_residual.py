@@ -24,7 +24,7 @@ from visual_rl_stack.cli.settings_args import (add_run_control_arguments, add_se
                                                given_overrides, settings_from_args)
 from visual_rl_stack.residual_policy.resip.config import (PPOConfig, RESIDUAL_DATA_FIELDS,
                                                           ResidualConfig, ResidualTrainSettings)
-from visual_rl_stack.residual_policy.resip.env import REWARD_FUNCTIONS
+from visual_rl_stack.residual_policy.resip.env import reward_names
 
 #: Flag spellings of earlier releases, kept working.
 FLAG_ALIASES = {'base_inference_steps': ('--base-steps',)}
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vrl train-residual`` arguments: settings, network and PPO flags, run control."""
     parser.add_argument('--out', required=True, help='run folder to write')
     add_settings_arguments(parser, ResidualTrainSettings, aliases=FLAG_ALIASES,
-                           choices={'reward': REWARD_FUNCTIONS})
+                           choices={'reward': reward_names()})
     add_settings_arguments(parser.add_argument_group(
         'residual network', 'ResidualConfig fields (a resumed run keeps its own)'),
         ResidualConfig, skip=RESIDUAL_DATA_FIELDS, overrides=True)

@@ -1,0 +1,104 @@
+"""
+What every transformers backend shares: a local model folder, a device and ``generate``.
+
+Models load from a folder written beforehand by ``save_pretrained`` (or a
+download made outside the RL loop), never from the network: a missing folder
+is a :class:`FileNotFoundError` that names it before transformers is even
+imported. The first attempt decodes greedily; a retry samples, seeded by the
+attempt number, so that asking again can give a different but reproducible
+reply.
+"""
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+from PIL import Image
+import torch
+from visual_rl_stack.core.devices import resolve_device
+
+from ..affordance import Affordance, Prompt, ReplyError
+
+PathLike = Union[str, Path]
+
+
+def require_model_dir(path: PathLike, family: str, contents: str) -> Path:
+    """Return ``path`` as a folder with a ``config.json``, or raise naming what it should hold."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f'{family} model folder {str(folder)!r} does not exist; it should '
+                                f'hold {contents} (nothing is downloaded at run time)')
+    if not (folder / 'config.json').is_file():
+        raise FileNotFoundError(f'{family} model folder {str(folder)!r} has no config.json; it '
+                                f'should hold {contents}')
+    return folder
+
+
+class TransformersBackend(ABC):
+    """
+    An :class:`AffordanceBackend` around a transformers model in a local folder.
+
+    Subclasses say what the folder holds (:attr:`contents`), load the model and
+    its processor (:meth:`_load`), build the model inputs for one view image
+    (:meth:`_inputs`), decode the new tokens (:meth:`_decode`) and parse replies.
+    """
+
+    name = ''
+    family = ''
+    contents = ''
+
+    def __init__(self, path: PathLike, view: str = 'front', device: str = 'cpu',
+                 max_new_tokens: int = 128, dtype: Optional[torch.dtype] = None,
+                 retry_temperature: float = 0.7, seed: int = 0) -> None:
+        """Load the model in ``path`` onto ``device`` (``cpu``, ``cuda``, ``auto``)."""
+        self.path = require_model_dir(path, self.family, self.contents)
+        if max_new_tokens < 1:
+            raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+        self.view = view
+        self.device = resolve_device(device)
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == 'cuda' else torch.float32)
+        self.max_new_tokens = max_new_tokens
+        self.retry_temperature = retry_temperature
+        self.seed = seed
+        self.model = self._load(self.path).to(self.device).eval()
+
+    @abstractmethod
+    def _load(self, path: Path) -> torch.nn.Module:
+        """Load the processor onto ``self`` and return the model (on the CPU)."""
+
+    @abstractmethod
+    def _inputs(self, prompt: Prompt, image: Image.Image) -> Mapping[str, Any]:
+        """Return the model inputs (tensors) for ``prompt`` shown as ``image``."""
+
+    @abstractmethod
+    def _decode(self, tokens: torch.Tensor, inputs: Mapping[str, Any]) -> str:
+        """Return the reply text in the ``generate`` output ``tokens`` (batch of one)."""
+
+    @abstractmethod
+    def parse(self, reply: str, prompt: Prompt) -> Affordance:
+        """Return the affordance in ``reply``, or raise :class:`ReplyError` saying why not."""
+
+    def image(self, prompt: Prompt) -> Image.Image:
+        """Return the prompt's image of this backend's view (overlays drawn) as an RGB image."""
+        if self.view not in prompt.images:
+            raise ReplyError(f'{self.name} asks about view {self.view!r}; the prompt has '
+                             f'{sorted(prompt.images)}')
+        image = np.ascontiguousarray(prompt.images[self.view])
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f'view {self.view!r} must be an HxWx3 uint8 image, '
+                             f'got {image.dtype} {image.shape}')
+        return Image.fromarray(image)
+
+    def ask(self, prompt: Prompt, attempt: int) -> str:
+        """Return the model's reply to ``prompt``: greedy at attempt 0, sampled on retries."""
+        inputs = {key: value.to(self.device, self.dtype) if value.is_floating_point()
+                  else value.to(self.device)
+                  for key, value in self._inputs(prompt, self.image(prompt)).items()}
+        sampling = ({'do_sample': True, 'temperature': self.retry_temperature} if attempt > 0
+                    else {'do_sample': False, 'temperature': None, 'top_p': None, 'top_k': None})
+        devices = [self.device] if self.device.type == 'cuda' else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + attempt)
+            tokens = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **sampling)
+        return self._decode(tokens.cpu(), inputs)
