@@ -6,11 +6,15 @@ import pytest
 from visual_rl_stack.core.policy import policy_kind, PolicyOptions
 from visual_rl_stack.core.shipped_models import shipped_models
 from visual_rl_stack.evaluation.episodes import evaluate
+from visual_rl_stack.vlm_affordance.accuracy import evaluate_affordance
+from visual_rl_stack.vlm_affordance.backends import open_backend
 
 EPISODES = 5
 #: A model fails the smoke test when a result this far out would happen once in 1000 runs.
 SIGNIFICANCE = 1e-3
 MODELS = shipped_models()
+POLICIES = sorted(name for name, model in MODELS.items() if model.is_policy)
+AFFORDANCE_MODELS = sorted(name for name, model in MODELS.items() if not model.is_policy)
 
 
 def two_sided_binomial_p(successes: int, episodes: int, rate: float) -> float:
@@ -32,7 +36,7 @@ def test_models_are_shipped():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', sorted(MODELS))
+@pytest.mark.parametrize('name', POLICIES)
 def test_shipped_model_scores_close_to_its_card(name):
     card = MODELS[name].card
     assert policy_kind(name) == card['kind']
@@ -43,3 +47,16 @@ def test_shipped_model_scores_close_to_its_card(name):
     assert p >= SIGNIFICANCE, (f'{name}: {result["successes"]}/{EPISODES} on seeds from '
                                f'{evaluation["seed_start"]}, card says '
                                f'{evaluation["success_rate"]:.0%} (p={p:.2g})')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', AFFORDANCE_MODELS)
+def test_shipped_affordance_model_locates_grasps_like_its_card(name):
+    card = MODELS[name].card
+    backend = open_backend(card['backend'], name)
+    for task, measured in sorted(card['evaluation']['per_task'].items()):
+        result = evaluate_affordance(backend, task, EPISODES, measured['seed_start'])
+        within = round(result['within_2cm'] * EPISODES)
+        p = two_sided_binomial_p(within, EPISODES, min(measured['within_2cm'], 0.999))
+        assert p >= SIGNIFICANCE, (f'{name} on {task}: grasp within 2 cm in {within}/'
+                                   f'{EPISODES}, card says {measured["within_2cm"]:.0%}')
