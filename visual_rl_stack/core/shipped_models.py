@@ -159,6 +159,24 @@ def _vrl_command(command: str) -> Optional[str]:
     return shlex.join(['vrl', *words[1:]])
 
 
+def publish_staged(staging: Path, folder: Path, name: str, card: dict) -> Path:
+    """
+    Write ``card`` into the ``staging`` folder and move it to ``folder / name``; return that.
+
+    Refuses a model over :data:`MAX_MODEL_BYTES`; an older model of that name is replaced.
+    """
+    (staging / MODEL_CARD).write_text(json.dumps(card, indent=2) + '\n')
+    size = folder_bytes(staging)
+    if size > MAX_MODEL_BYTES:
+        raise ValueError(f'model {name} would be {size / 2 ** 20:.1f} MB, over the '
+                         f'{MAX_MODEL_BYTES / 2 ** 20:.0f} MB limit for shipped models')
+    target = folder / name
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
 def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
               folder: Optional[Path] = None, description: str = '',
               weights_dtype: str = 'float16') -> ShippedModel:
@@ -226,15 +244,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
             'shipped': datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'),
         }
-        (staging / MODEL_CARD).write_text(json.dumps(card, indent=2) + '\n')
-        size = folder_bytes(staging)
-        if size > MAX_MODEL_BYTES:
-            raise ValueError(f'model {name} would be {size / 2 ** 20:.1f} MB, over the '
-                             f'{MAX_MODEL_BYTES / 2 ** 20:.0f} MB limit for shipped models')
-        target = folder / name
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        target = publish_staged(staging, folder, name, card)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -15,9 +15,8 @@ import statistics
 import tempfile
 from typing import Mapping, Sequence
 
-from visual_rl_stack.core.run_layout import CHECKPOINT, MODEL_CARD, RUN_CONFIG, SUMMARY
-from visual_rl_stack.core.shipped_models import (AFFORDANCE_KIND, folder_bytes,
-                                                 MAX_MODEL_BYTES)
+from visual_rl_stack.core.run_layout import CHECKPOINT, RUN_CONFIG, SUMMARY
+from visual_rl_stack.core.shipped_models import AFFORDANCE_KIND, publish_staged
 
 #: The per-task numbers of a ``vrl affordance`` result that go on the card.
 EVALUATION_KEYS = ('episodes', 'seed_start', 'within_2cm', 'median_error_m',
@@ -61,15 +60,7 @@ def ship_affordance_model(run: Path, name: str, evaluations: Sequence[Mapping], 
             'shipped': datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'),
         }
-        (staging / MODEL_CARD).write_text(json.dumps(card, indent=2) + '\n')
-        size = folder_bytes(staging)
-        if size > MAX_MODEL_BYTES:
-            raise ValueError(f'model {name} would be {size / 2 ** 20:.1f} MB, over the '
-                             f'{MAX_MODEL_BYTES / 2 ** 20:.0f} MB limit for shipped models')
-        target = folder / name
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        target = publish_staged(staging, folder, name, card)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
