@@ -11,7 +11,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float32MultiArray, Float64
+from std_msgs.msg import Float32MultiArray, Float64, String
 from std_srvs.srv import SetBool, Trigger
 from visual_rl_stack.core.policy import PolicyOptions
 from visual_rl_stack.data.collect import collect
@@ -199,11 +199,18 @@ def test_closed_loop_in_lockstep(ros_context, state_run):
             diags = []
             client_node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append,
                                             topics.RELIABLE_QOS)
+            instructions = []
+            client_node.create_subscription(String, topics.TASK_INSTRUCTION, instructions.append,
+                                            topics.LATCHED_QOS)
             step = client_node.create_client(Trigger, topics.SIM_STEP)
             harness = SingleThreadedExecutor(context=ros_context)
             harness.add_node(node)
             harness.add_node(client_node)
             assert spin_until(harness, step.service_is_ready)
+            # The latched instruction starts an episode (dropping a pending step): let it land
+            # in the policy node before stepping, or a step's command may be dropped.
+            assert spin_until(harness, lambda: instructions)
+            spin_until(harness, lambda: False, timeout=0.5)
             for i in range(3):
                 count = len(twists)
                 future = step.call_async(Trigger.Request())
