@@ -23,7 +23,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from visual_rl_stack.ros.msg_conversions import array_to_image, pose_to_matrix, stamp_to_seconds
 from visual_rl_stack.ros.msg_conversions import to_point_cloud2
-from visual_rl_stack.ros.node_params import declare_extrinsics, declare_params, ParamSpec
+from visual_rl_stack.ros.node_params import (configure_or_destroy, declare_extrinsics,
+                                             declare_params, distinct_names, ParamSpec)
 from visual_rl_stack.ros.shutdown import ending_on_shutdown
 from visual_rl_stack.ros.topics import (camera_info_topic, camera_pose_topic, color_topic,
                                         depth_topic, DIAGNOSTICS, MULTIVIEW_IMAGE, POINTS,
@@ -90,18 +91,12 @@ class CameraNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._configure()
-        except Exception:
-            self.destroy_node()
-            raise
+        configure_or_destroy(self, self._configure)
 
     def _configure(self) -> None:
         """Read and check parameters, then create the synchroniser, topics and timers."""
         params = declare_params(self, PARAMS)
-        self._cameras = list(params['cameras'])
-        if not self._cameras or len(set(self._cameras)) != len(self._cameras):
-            raise ValueError(f'{NODE_NAME}: cameras must be distinct names, got {self._cameras}')
+        self._cameras = distinct_names(NODE_NAME, 'cameras', params['cameras'])
         self._points_views = list(declare_params(self, {'points_views': ParamSpec(
             self._cameras, 'Cameras whose depth feeds the point cloud (default: all).',
             read_only=True)})['points_views'])

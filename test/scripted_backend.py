@@ -1,7 +1,10 @@
 """A keypoint backend for tests that answers like a pointing model, from the prompt alone."""
 
+from dataclasses import replace
 import json
 
+from visual_rl_stack.sim.config import default_cameras, SimConfig
+from visual_rl_stack.sim.scene import TabletopSim
 from visual_rl_stack.vlm_affordance.affordance import Affordance, Prompt
 from visual_rl_stack.vlm_affordance.replies import parse_moka_json
 
@@ -24,3 +27,14 @@ class ScriptedBackend:
     def parse(self, reply: str, prompt: Prompt) -> Affordance:
         """Parse the reply as MOKA JSON."""
         return parse_moka_json(reply, prompt, self.name)
+
+
+def render_start(views, task='lift', seed=0, size=64):
+    """Return the views (``size`` pixels square), TCP position and instruction at a start."""
+    specs = {s.name: replace(s, width=size, height=size) for s in default_cameras()}
+    sim = TabletopSim(SimConfig(task=task, cameras=tuple(specs[v] for v in views)))
+    try:
+        sim.reset(seed=seed)
+        return sim.render(), sim.robot_state().ee_position.copy(), sim.instruction
+    finally:
+        sim.close()

@@ -5,13 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from scripted_backend import ScriptedBackend
+from scripted_backend import render_start, ScriptedBackend
 from visual_rl_stack.cli.main import main
 from visual_rl_stack.core.rewards import REWARD_ENTRY_POINTS
 from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.resip.config import PPOConfig, ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.env import ResidualTaskEnv, reward_names
-from visual_rl_stack.sim.config import default_cameras, SimConfig
-from visual_rl_stack.sim.scene import TabletopSim
+from visual_rl_stack.residual_policy.resip.train_residual import reward_options
 from visual_rl_stack.vlm_affordance.backends import BACKENDS
 from visual_rl_stack.vlm_affordance.episode_affordance import EpisodeAffordance, ERROR, OK, WARN
 
@@ -27,13 +27,7 @@ def scripted(monkeypatch):
 @pytest.fixture(scope='module')
 def scene():
     """Render the front and side views and the TCP position of a lift episode's start."""
-    specs = {s.name: replace(s, width=64, height=64) for s in default_cameras()}
-    sim = TabletopSim(SimConfig(task='lift', cameras=tuple(specs[v] for v in VIEWS)))
-    try:
-        sim.reset(seed=0)
-        return sim.render(), sim.robot_state().ee_position.copy(), sim.instruction
-    finally:
-        sim.close()
+    return render_start(VIEWS)
 
 
 def _episode(backend=ScriptedBackend, views=VIEWS):
@@ -119,6 +113,34 @@ def test_kagi_reward_in_the_residual_env_queries_once_per_seed():
         assert missing.step(np.zeros(7))[1] == 0.0
     finally:
         missing.close()
+
+
+def test_the_kagi_reward_is_potential_based_with_ppo_gamma_by_default():
+    """Potential form: r = gamma * phi' - phi of the progress the 'progress' form pays."""
+    settings = ResidualTrainSettings(task='pick_place', base='unused', reward='kagi')
+    options = reward_options(settings, PPOConfig(gamma=0.98))
+    assert options['potential'] and options['gamma'] == 0.98
+    assert options['backend'] == 'keypoint_net'
+    progress_options = reward_options(replace(settings, reward_shaping='progress'), PPOConfig())
+    assert not progress_options['potential']
+    assert reward_options(replace(settings, reward='sparse'), PPOConfig()) == {}
+    with pytest.raises(ValueError, match='reward_shaping must be one of'):
+        replace(settings, reward_shaping='hover').check()
+    actions = [np.array([0.01, 0.0, -0.01, 0.0, 0.0, 0.0, 1.0])] * 4
+    rewards = {}
+    for name, opts in (('potential', options), ('progress', progress_options)):
+        env = ResidualTaskEnv('pick_place', reward='kagi', reward_options=opts)
+        try:
+            env.reset(seed=3)
+            assert env.reward_fn.episode.plan.ok, env.reward_fn.episode.plan.diagnostic
+            start = env.reward_fn.episode.tracker._phi
+            rewards[name] = [start] + [env.step(a)[1] for a in actions]
+        finally:
+            env.close()
+    phi = rewards['progress']       # phi at the start, then after every step
+    assert all(0.0 <= p < 0.5 for p in phi) and len(set(phi)) > 1
+    assert rewards['potential'][1:] == pytest.approx(
+        [0.98 * after - before for before, after in zip(phi, phi[1:])])
 
 
 def test_relabel_writes_a_sidecar_and_a_plot_per_episode(tmp_path, capsys):

@@ -1,7 +1,5 @@
 """The affordance node over real DDS: keypoints, markers, dense reward, diagnostics, re-query."""
 
-from dataclasses import replace
-
 from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray, PoseStamped, TwistStamped
@@ -11,7 +9,7 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from scripted_backend import ScriptedBackend
+from scripted_backend import render_start, ScriptedBackend
 from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 from visual_rl_stack.ros import topics
@@ -19,8 +17,6 @@ from visual_rl_stack.ros.bringup import GraphRunner
 from visual_rl_stack.ros.msg_conversions import (array_to_image, make_pose_stamped,
                                                  stamp_from_seconds)
 from visual_rl_stack.ros.step_messages import camera_messages
-from visual_rl_stack.sim.config import default_cameras, SimConfig
-from visual_rl_stack.sim.scene import TabletopSim
 from visual_rl_stack.vlm_affordance.affordance_node import AffordanceNode
 from visual_rl_stack.vlm_affordance.backends import BACKENDS
 from visualization_msgs.msg import Marker, MarkerArray
@@ -38,13 +34,7 @@ def scripted(monkeypatch):
 @pytest.fixture(scope='module')
 def scene():
     """Render the front and side views and the TCP position of a lift episode's start."""
-    specs = {s.name: replace(s, width=64, height=64) for s in default_cameras()}
-    sim = TabletopSim(SimConfig(task='lift', cameras=tuple(specs[v] for v in VIEWS)))
-    try:
-        sim.reset(seed=0)
-        return sim.render(), sim.robot_state().ee_position.copy(), sim.instruction
-    finally:
-        sim.close()
+    return render_start(VIEWS)
 
 
 class Probe:

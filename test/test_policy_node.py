@@ -290,3 +290,27 @@ def test_online_finetuning_through_ros_updates_the_residual(ros_context, state_r
     tuned = ResidualAgent.from_checkpoint(out / 'residual')
     pairs = zip(start.actor.parameters(), tuned.actor.parameters())
     assert any(not torch.equal(a, b) for a, b in pairs)
+
+
+def test_online_finetuning_on_the_affordance_nodes_dense_reward(ros_context, state_run, tmp_path):
+    """With reward_topic /reward/dense the node learns from KAGI's reward, not the sparse one."""
+    import json
+
+    from conftest import make_residual_run
+
+    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
+    run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
+                            critic_hidden_dims=(32,))
+    out = tmp_path / 'online'
+    result = evaluate_via_ros('lift', str(run), 1, 1000, progress=False, device='cpu',
+                              context=ros_context, finetune_out=str(out),
+                              reward_topic=topics.DENSE_REWARD, extra_views=('front', 'side'))
+    assert result['finetune']['updates'] == 1
+    rows = [json.loads(x) for x in (out / 'transitions.jsonl').read_text().splitlines()]
+    assert len(rows) == result['per_episode'][0]['steps']
+    rewards = [row['reward'] for row in rows]
+    # The shipped keypoint model planned the episode: progress rewards strictly inside (0, 0.5)
+    # (0 once this untrained policy drifts farther from the first waypoint than it started),
+    # where the sparse reward is only ever 0 or 1.
+    dense = [r for r in rewards if 0.0 < r < 0.5]
+    assert len(set(dense)) > 3 and all(0.0 <= r < 0.5 for r in rewards), rewards

@@ -144,6 +144,22 @@ def affordance_section(cards: list) -> list:
     return out
 
 
+def studies_section(extra: dict) -> list:
+    """Return the lines of the measured comparisons (``studies`` in results_extra.json)."""
+    out = []
+    for study in extra.get('studies', []):
+        columns = study['columns']
+        out += ['', f"## {study['title']}", '', *study.get('summary', []), '',
+                '| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+        for row in study['rows']:
+            if len(row) != len(columns):
+                raise ValueError(f"study {study['title']!r}: row {row} has {len(row)} cells "
+                                 f'for {len(columns)} columns')
+            out.append('| ' + ' | '.join(str(cell) for cell in row) + ' |')
+        out += ['', 'Reproduce:', '', '```', *study['commands'], '```']
+    return out
+
+
 def card_commands(card: dict) -> list:
     """Return the commands that rebuild a card's model and measure it."""
     evaluation = card['evaluation']
@@ -193,6 +209,7 @@ def render_results(cards: list, extra: dict) -> str:
                    f" | {seed_range(row['seed_start'], row['episodes'])} | {row['weights']}"
                    f" | {code(row['command'])} |")
     out += affordance_section(cards)
+    out += studies_section(extra)
     for task in tasks:
         note = f' ({TASK_NOTES[task]})' if task in TASK_NOTES else ''
         out += ['', f'## {task}{note}', '',

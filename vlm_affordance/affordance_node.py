@@ -46,7 +46,8 @@ from visual_rl_stack.perception.sync import MultiViewSynchronizer, SyncedSet
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import run_node
 from visual_rl_stack.ros.msg_conversions import pose_to_arrays, pose_to_matrix, stamp_to_seconds
-from visual_rl_stack.ros.node_params import declare_extrinsics, declare_params, ParamSpec
+from visual_rl_stack.ros.node_params import (configure_or_destroy, declare_extrinsics,
+                                             declare_params, distinct_names, ParamSpec)
 from visual_rl_stack.sim.cameras import CameraFrame
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -110,18 +111,12 @@ class AffordanceNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         """Configure the node; invalid parameters raise ValueError (nothing is left running)."""
         super().__init__(NODE_NAME, **kwargs)
-        try:
-            self._configure()
-        except Exception:
-            self.destroy_node()
-            raise
+        configure_or_destroy(self, self._configure)
 
     def _configure(self) -> None:
         """Read and check parameters, then build the core, the interfaces and the worker."""
         values = declare_params(self, PARAMS)
-        self.views = [v for v in values['views'] if v]
-        if not self.views or len(set(self.views)) != len(self.views):
-            raise ValueError(f'{NODE_NAME}: views must be distinct names, got {self.views}')
+        self.views = distinct_names(NODE_NAME, 'views', [v for v in values['views'] if v])
         self._extrinsics = ({} if values['use_pose_topics']
                             else declare_extrinsics(self, self.views))
         self._max_invalid = values['max_invalid_depth_fraction']

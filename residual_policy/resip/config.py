@@ -14,6 +14,8 @@ from typing import Mapping, Optional
 
 from visual_rl_stack.core.config_dicts import config_from_dict, setting
 
+#: Forms of the kagi reward's dense term (see ``ResidualTrainSettings.reward_shaping``).
+REWARD_SHAPINGS = ('potential', 'progress')
 #: ResidualConfig fields the frozen base decides.
 RESIDUAL_DATA_FIELDS = ('state_dim', 'action_dim')
 
@@ -50,6 +52,11 @@ class ResidualTrainSettings:
     reward_model: Optional[str] = setting(
         None, 'local model folder of the kagi reward backend (default: none, for a backend '
         'that ships its weights)')
+    reward_shaping: str = setting(
+        'potential', "dense term of the kagi reward: 'potential' pays gamma * phi(s') - phi(s) "
+        "of the waypoint progress phi (PPO's gamma), so hovering short of success earns "
+        "nothing; 'progress' pays phi itself every step (the KAGI paper's form), which, with "
+        'episodes that end at success, pays more for hovering than for succeeding')
     seed: int = setting(0, 'training seed')
     time_limit_min: Optional[float] = setting(
         None, 'stop this session after N minutes (at an iteration boundary)')
@@ -66,6 +73,8 @@ class ResidualTrainSettings:
             problems.append('rollout_steps must be >= 1')
         if not (math.isfinite(self.base_noise_scale) and self.base_noise_scale >= 0):
             problems.append('base_noise_scale must be a finite number >= 0')
+        if self.reward_shaping not in REWARD_SHAPINGS:
+            problems.append(f'reward_shaping must be one of {REWARD_SHAPINGS}')
         if self.time_limit_min is not None and self.time_limit_min <= 0:
             problems.append('time_limit_min must be > 0')
         if problems:

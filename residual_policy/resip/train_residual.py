@@ -73,11 +73,12 @@ from .env import make_residual_envs, TRAIN_SEED_FLOOR
 from .ppo import compute_gae, make_optimizers, ppo_update, RewardNormalizer
 
 
-def reward_options(settings: ResidualTrainSettings) -> dict[str, Any]:
+def reward_options(settings: ResidualTrainSettings, ppo: PPOConfig) -> dict[str, Any]:
     """Return what the kagi reward's factory gets from the settings (nothing for the others)."""
     if settings.reward != 'kagi':
         return {}
-    return {'backend': settings.reward_backend, 'model': settings.reward_model}
+    return {'backend': settings.reward_backend, 'model': settings.reward_model,
+            'potential': settings.reward_shaping == 'potential', 'gamma': ppo.gamma}
 
 
 class EpisodeTracker:
@@ -146,7 +147,7 @@ class ResidualTrainer:
         self.envs = make_residual_envs(settings.task, settings.envs,
                                        base_config.get('action_mode', 'delta'),
                                        settings.reward, asynchronous=asynchronous,
-                                       reward_options=reward_options(settings))
+                                       reward_options=reward_options(settings, ppo))
         self.rollout_steps = (settings.rollout_steps
                               or int(self.envs.get_attr('max_episode_steps')[0]))
         self.base = BatchedBasePolicy(self.policy, settings.envs,

@@ -21,7 +21,7 @@ staleness guards stay as configured.
 import math
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import rclpy
 from rclpy.context import Context
@@ -82,12 +82,19 @@ class PolicyLoopDriver(LockstepClient):
                 raise TimeoutError(f'{publisher.topic_name} not acknowledged by the simulator')
 
 
-def graph_overrides(task: str, runner: Policy) -> dict[str, dict[str, Any]]:
-    """Return sim and camera node parameters that give the policy its training observations."""
+def graph_overrides(task: str, runner: Policy,
+                    extra_views: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """
+    Return sim and camera node parameters that give the policy its training observations.
+
+    ``extra_views`` are rendered too, for nodes beside the policy that need
+    views it does not (the affordance node's dense reward).
+    """
     config = policy_sim_config(task, runner)
+    views = list(dict.fromkeys([*runner.views, *extra_views]))
     sim = {'mode': 'lockstep', 'task': task, 'action_mode': config.action_mode,
            'control_hz': config.control_hz, 'physics_hz': config.physics_hz,
-           'cameras': list(runner.views) or ['']}
+           'cameras': views or ['']}
     camera = {}
     if runner.uses_images:
         height, width = runner.image_size
@@ -101,7 +108,8 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
                            device: str, finetune_out: Optional[str] = None,
                            action_steps: Optional[int] = None,
                            warm_start: Optional[float] = None,
-                           noise_scale: Optional[float] = None) -> list[Parameter]:
+                           noise_scale: Optional[float] = None,
+                           reward_topic: Optional[str] = None) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
     limits = CommandedPose()
     linear = limits.max_delta * math.sqrt(3.0) * control_hz
@@ -114,7 +122,8 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
               'control_hz': float(control_hz),
               'max_linear_speed': linear * 1.001, 'max_angular_speed': angular * 1.001}
     if finetune_out:
-        values.update(finetune=True, finetune_out=str(finetune_out))
+        values.update(finetune=True, finetune_out=str(finetune_out),
+                      reward_topic=str(reward_topic or ''))
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
@@ -125,13 +134,18 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
                      finetune_out: Optional[str] = None,
                      action_steps: Optional[int] = None,
                      warm_start: Optional[float] = None,
-                     noise_scale: Optional[float] = None) -> dict:
+                     noise_scale: Optional[float] = None,
+                     reward_topic: Optional[str] = None,
+                     extra_views: Sequence[str] = ()) -> dict:
     """
     Evaluate ``policy`` (shipped name or run folder) through the ROS graph; see the module doc.
 
     With ``finetune_out`` (a residual run) the policy node fine-tunes the
     residual online, updating between episodes, and the result adds the
     number of PPO updates; the episodes then explore rather than evaluate.
+    Its reward is the sparse ``/task/success``, or the Float32
+    ``reward_topic`` (``/reward/dense``: the affordance node's KAGI reward,
+    which needs the views it prompts with among ``extra_views``).
 
     Without ``context`` one is made on ``ROS_DOMAIN_ID`` (default 42) and shut
     down at the end; a given context is left running.
@@ -149,12 +163,13 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     try:
         # The policy node loads the policy once; its runner then shapes the simulator graph.
         parameters = policy_node_parameters(policy, control_hz, num_inference_steps, device,
-                                            finetune_out, action_steps, warm_start, noise_scale)
+                                            finetune_out, action_steps, warm_start, noise_scale,
+                                            reward_topic)
         node = POLICY_NODE.load_factory()(context=context, parameter_overrides=parameters)
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')
         runner.reseed(seed_start)
-        with GraphRunner('sim', graph_overrides(task, runner), context):
+        with GraphRunner('sim', graph_overrides(task, runner, extra_views), context):
             driver = PolicyLoopDriver(node, context=context, timeout=timeout,
                                       control_hz=control_hz)
             bar = tqdm(range(seed_start, seed_start + episodes), disable=not progress,

@@ -114,3 +114,20 @@ def declare_extrinsics(node: Node, cameras: Sequence[str]) -> dict[str, np.ndarr
         extrinsics[camera] = pose_to_matrix(
             make_pose(value[:3], quaternion / np.linalg.norm(quaternion)))
     return extrinsics
+
+
+def configure_or_destroy(node: Node, configure: Callable[[], None]) -> None:
+    """Run ``configure``; on an error destroy the half-built node, so nothing keeps running."""
+    try:
+        configure()
+    except Exception:
+        node.destroy_node()
+        raise
+
+
+def distinct_names(node_name: str, what: str, names: Sequence[str]) -> list[str]:
+    """Return ``names`` as a list; ValueError unless there is one at least and none repeats."""
+    names = list(names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f'{node_name}: {what} must be distinct names, got {names}')
+    return names

@@ -39,14 +39,17 @@ class TransformersBackend(ABC):
     """
     An :class:`AffordanceBackend` around a transformers model in a local folder.
 
-    Subclasses say what the folder holds (:attr:`contents`), load the model and
-    its processor (:meth:`_load`), build the model inputs for one view image
+    Subclasses say what the folder holds (:attr:`contents`), name the model
+    class that loads it with an ``AutoProcessor`` (:attr:`model_class`; or
+    override :meth:`_load`), build the model inputs for one view image
     (:meth:`_inputs`), decode the new tokens (:meth:`_decode`) and parse replies.
     """
 
     name = ''
     family = ''
     contents = ''
+    #: transformers class of the model, e.g. ``PaliGemmaForConditionalGeneration``.
+    model_class = ''
 
     def __init__(self, path: PathLike, view: str = 'front', device: str = 'cpu',
                  max_new_tokens: int = 128, dtype: Optional[torch.dtype] = None,
@@ -63,9 +66,12 @@ class TransformersBackend(ABC):
         self.seed = seed
         self.model = self._load(self.path).to(self.device).eval()
 
-    @abstractmethod
     def _load(self, path: Path) -> torch.nn.Module:
         """Load the processor onto ``self`` and return the model (on the CPU)."""
+        import transformers
+        self.processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
+        return getattr(transformers, self.model_class).from_pretrained(
+            path, local_files_only=True, dtype=self.dtype)
 
     @abstractmethod
     def _inputs(self, prompt: Prompt, image: Image.Image) -> Mapping[str, Any]:

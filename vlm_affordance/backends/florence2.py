@@ -8,7 +8,6 @@ with the caption ``'red cube. blue target'`` returns each phrase followed by
 here the ORIGINAL view, and the box centres become the grasp and target points.
 """
 
-from pathlib import Path
 from typing import Any, Mapping
 
 from PIL import Image
@@ -29,13 +28,7 @@ class Florence2Backend(TransformersBackend):
     family = 'Florence-2'
     contents = ('config.json, the weights (model.safetensors), the tokenizer files and '
                 'processor_config.json (transformers-native Florence-2, not remote code)')
-
-    def _load(self, path: Path) -> torch.nn.Module:
-        """Load the processor and the model."""
-        from transformers import AutoProcessor, Florence2ForConditionalGeneration
-        self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-        return Florence2ForConditionalGeneration.from_pretrained(
-            path, local_files_only=True, dtype=self.dtype)
+    model_class = 'Florence2ForConditionalGeneration'
 
     def _inputs(self, prompt: Prompt, image: Image.Image) -> Mapping[str, Any]:
         """Return the grounding task for the instruction's phrases with the image."""

@@ -7,7 +7,6 @@ square without keeping the aspect, so the bins map to the original view
 directly). The box centres become the grasp and target points.
 """
 
-from pathlib import Path
 from typing import Any, Mapping
 
 from PIL import Image
@@ -26,13 +25,7 @@ class PaliGemmaBackend(TransformersBackend):
     family = 'PaliGemma'
     contents = ('config.json, the weights (model.safetensors), the tokenizer files and '
                 'preprocessor_config.json')
-
-    def _load(self, path: Path) -> torch.nn.Module:
-        """Load the processor and the model."""
-        from transformers import AutoProcessor, PaliGemmaForConditionalGeneration
-        self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-        return PaliGemmaForConditionalGeneration.from_pretrained(
-            path, local_files_only=True, dtype=self.dtype)
+    model_class = 'PaliGemmaForConditionalGeneration'
 
     def _inputs(self, prompt: Prompt, image: Image.Image) -> Mapping[str, Any]:
         """Return ``<image>detect object ; destination`` with the image (no training labels)."""

@@ -46,12 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--finetune-out', default=None,
                         help='with --via-ros and a residual run: fine-tune the residual online '
                              '(PPO between episodes) and write the result to this folder')
+    parser.add_argument('--reward-topic', default=None,
+                        help='with --finetune-out: the std_msgs/Float32 reward to fine-tune on, '
+                             'e.g. /reward/dense (the KAGI reward of the affordance node; add '
+                             '--extra-views front side); default: sparse /task/success')
+    parser.add_argument('--extra-views', nargs='+', default=[],
+                        help='with --via-ros: camera views the simulator renders besides the '
+                             "policy's own (for the affordance node)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the evaluation and print a one-line summary."""
     if args.finetune_out and not args.via_ros:
         raise ValueError('--finetune-out fine-tunes in the policy node; add --via-ros')
+    if args.reward_topic and not args.finetune_out:
+        raise ValueError('--reward-topic is the reward of online fine-tuning; add --finetune-out')
+    if args.extra_views and not args.via_ros:
+        raise ValueError('--extra-views are rendered for nodes of the ROS graph; add --via-ros')
     if args.via_ros:
         if args.policy in CONTROLLERS:
             raise ValueError('--via-ros runs a trained policy in the policy node; for the '
@@ -63,7 +74,9 @@ def main(args: argparse.Namespace) -> int:
                                   finetune_out=args.finetune_out,
                                   action_steps=args.action_steps,
                                   warm_start=args.warm_start,
-                                  noise_scale=args.noise_scale)
+                                  noise_scale=args.noise_scale,
+                                  reward_topic=args.reward_topic,
+                                  extra_views=args.extra_views)
     else:
         options = PolicyOptions(device=args.device, num_inference_steps=args.inference_steps,
                                 action_steps=args.action_steps, warm_start=args.warm_start,
