@@ -61,3 +61,20 @@ def test_docs_link_nowhere_outside_the_repository():
                  if 'http://' in line or 'https://' in line or '](../' in line
                  or 'shared/' in line]
     assert not offending, '\n'.join(offending)
+
+
+def test_every_study_row_has_a_cell_per_column_and_a_command():
+    """A study in results_extra.json renders as a table; a short row is refused, not misdrawn."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('gen_results', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    extra = json.loads((ROOT / 'docs' / 'results_extra.json').read_text())
+    for study in extra.get('studies', []):
+        assert study['commands'] and all(len(r) == len(study['columns']) for r in study['rows'])
+    lines = tool.studies_section({'studies': [{'title': 'T', 'columns': ['a', 'b'],
+                                               'rows': [[1, 2]], 'commands': ['vrl x']}]})
+    assert '| 1 | 2 |' in lines and 'vrl x' in lines and '## T' in lines
+    with pytest.raises(ValueError, match='has 1 cells for 2 columns'):
+        tool.studies_section({'studies': [{'title': 'T', 'columns': ['a', 'b'], 'rows': [[1]],
+                                           'commands': ['vrl x']}]})
