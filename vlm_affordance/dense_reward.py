@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+from visual_rl_stack.core.rewards import combine
 
 #: What a waypoint can be reached with: the gripper's TCP or the manipulated object.
 TRACKED = ('gripper', 'object')
@@ -56,11 +57,6 @@ class RewardSettings:
         unknown = set(self.track or ()) - set(TRACKED)
         if unknown:
             raise ValueError(f'unknown tracked points {sorted(unknown)}; known: {TRACKED}')
-
-
-def combine(sparse: float, dense: float) -> float:
-    """Return the sparse reward when it is non-zero, else the dense one (KAGI's rule)."""
-    return float(sparse) if sparse != 0 else float(dense)
 
 
 def check_waypoints(waypoints: Optional[Sequence[Sequence[float]]],

@@ -13,6 +13,7 @@ from typing import Optional, Protocol, Sequence, Union
 import numpy as np
 import pybullet as pb
 from visual_rl_stack.sim.robot import PandaRobot, RobotState
+from visual_rl_stack.sim.scene_objects import SceneObject
 
 # Where task objects are spawned (table top, in front of the robot).
 SPAWN_LO = np.array([0.42, -0.18])
@@ -99,6 +100,10 @@ class Task:
 
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return object poses and goals (fixed keys and shapes per task)."""
+        raise NotImplementedError
+
+    def scene_objects(self) -> list[SceneObject]:
+        """Return the objects an instruction of this task names, by their names, from state."""
         raise NotImplementedError
 
     def pose(self, uid: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from visual_rl_stack.sim.scene_objects import SceneObject
+
 from .base import RED, sample_positions, Task
 
 CUBE_HALF = 0.02
@@ -37,3 +39,12 @@ class LiftTask(Task):
         """Return the cube pose."""
         pos, orn = self.pose(self.cube)
         return {'cube_position': pos, 'cube_orientation': orn}
+
+    def scene_objects(self) -> list[SceneObject]:
+        """Return the red cube."""
+        return [cube_object('red cube', self.pose(self.cube)[0])]
+
+
+def cube_object(name: str, position: np.ndarray, tolerance: float = 0.02) -> SceneObject:
+    """Return one of the 4 cm cubes as a named scene object."""
+    return SceneObject(name, position, CUBE_HALF, CUBE_HALF, tolerance, movable=True)

@@ -3,6 +3,8 @@
 import numpy as np
 import pybullet as pb
 
+from visual_rl_stack.sim.scene_objects import SceneObject
+
 from .base import OBJECT_FRICTION, RED, sample_positions, Task, tilt_of, YELLOW
 
 PEG_HALF = 0.015
@@ -94,3 +96,16 @@ class PegInsertTask(Task):
         hole_orn = np.array(pb.getQuaternionFromEuler((0.0, 0.0, self.hole_yaw)))
         return {'peg_position': pos, 'peg_orientation': orn,
                 'hole_position': self.hole.copy(), 'hole_orientation': hole_orn}
+
+    def scene_objects(self) -> list[SceneObject]:
+        """
+        Return the red peg and the hole (its top centre; in it means 2 cm below).
+
+        The hole's depth to reach is its ``half_height``, its centring
+        tolerance the task's: the peg is in once its bottom is that deep and
+        its axis that close.
+        """
+        return [SceneObject('red peg', self.pose(self.peg)[0], PEG_HALF, PEG_HALF_HEIGHT,
+                            CENTER_TOLERANCE, movable=True),
+                SceneObject('yellow hole', self.hole.copy(), HOLE_HALF, INSERT_DEPTH,
+                            CENTER_TOLERANCE, movable=False)]

@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from visual_rl_stack.sim.scene_objects import SceneObject
+
 from .base import BLUE, create_marker, GREEN, sample_positions, Task
-from .lift import CUBE_HALF, CUBE_MASS
+from .lift import CUBE_HALF, CUBE_MASS, cube_object
 
 TOLERANCE = 0.03
 TARGET_RADIUS = 0.04
@@ -44,3 +46,9 @@ class PickPlaceTask(Task):
         pos, orn = self.pose(self.cube)
         return {'cube_position': pos, 'cube_orientation': orn,
                 'target_position': self.target.copy()}
+
+    def scene_objects(self) -> list[SceneObject]:
+        """Return the green cube and the flat blue target (within 3 cm counts as on it)."""
+        return [cube_object('green cube', self.pose(self.cube)[0]),
+                SceneObject('blue target', self.target.copy(), 0.0, 0.0, TOLERANCE,
+                            movable=False)]

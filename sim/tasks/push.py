@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from visual_rl_stack.sim.scene_objects import SceneObject
+
 from .base import BLUE, create_marker, sample_positions, Task, YELLOW
 
 BLOCK_HALF = 0.025
@@ -53,3 +55,10 @@ class PushTask(Task):
         pos, orn = self.pose(self.block)
         return {'block_position': pos, 'block_orientation': orn,
                 'goal_position': self.goal.copy()}
+
+    def scene_objects(self) -> list[SceneObject]:
+        """Return the blue block (a cube) and the yellow goal circle (a target)."""
+        return [SceneObject('blue cube', self.pose(self.block)[0], BLOCK_HALF, BLOCK_HALF,
+                            TOLERANCE, movable=True),
+                SceneObject('yellow target', self.goal.copy(), 0.0, 0.0, TOLERANCE,
+                            movable=False)]

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from visual_rl_stack.sim.scene_objects import SceneObject
+
 from .base import create_marker, GREEN, Task
 
 TOLERANCE = 0.02
@@ -36,3 +38,8 @@ class ReachTask(Task):
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Return the target position."""
         return {'target_position': self.target.copy()}
+
+    def scene_objects(self) -> list[SceneObject]:
+        """Return the green ball (visual only: the gripper within 2 cm counts as at it)."""
+        return [SceneObject('green ball', self.target.copy(), 0.0, 0.0, TOLERANCE,
+                            movable=False)]

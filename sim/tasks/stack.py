@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from visual_rl_stack.sim.scene_objects import SceneObject
+
 from .base import BLUE, GREEN, RED, sample_positions, Task
-from .lift import CUBE_HALF, CUBE_MASS
+from .lift import CUBE_HALF, CUBE_MASS, cube_object
 
 COLORS = ((RED, 'red'), (GREEN, 'green'), (BLUE, 'blue'))
 XY_TOLERANCE = 0.02
@@ -58,6 +60,11 @@ class StackTask(Task):
         for i, uid in enumerate(self.cubes):
             state[f'cube{i}_position'], state[f'cube{i}_orientation'] = self.pose(uid)
         return state
+
+    def scene_objects(self) -> list[SceneObject]:
+        """Return the cubes by colour (one on another within 2 cm counts as stacked)."""
+        return [cube_object(f'{name} cube', self.pose(uid)[0], XY_TOLERANCE)
+                for uid, (_, name) in zip(self.cubes, COLORS)]
 
 
 class Stack3Task(StackTask):

@@ -16,7 +16,13 @@ from typing import Any, Callable
 #: Reward name -> ``'module:function'`` of its factory ``(task, **options) -> reward function``.
 REWARD_ENTRY_POINTS: dict[str, str] = {
     'kagi': 'visual_rl_stack.vlm_affordance.episode_reward:kagi_reward',
+    'staged': 'visual_rl_stack.world_model.planning.sim_reward:staged_reward',
 }
+
+
+def combine(sparse: float, dense: float) -> float:
+    """Return the sparse reward when it is non-zero, else the dense one (KAGI's rule)."""
+    return float(sparse) if sparse != 0 else float(dense)
 
 
 def register_reward(name: str, entry_point: str) -> None:

@@ -1,38 +1,21 @@
 """
 What every transformers backend shares: a local model folder, a device and ``generate``.
 
-Models load from a folder written beforehand by ``save_pretrained`` (or a
-download made outside the RL loop), never from the network: a missing folder
-is a :class:`FileNotFoundError` that names it before transformers is even
-imported. The first attempt decodes greedily; a retry samples, seeded by the
-attempt number, so that asking again can give a different but reproducible
-reply.
+Folders and the greedy-then-sampled ``generate`` come from
+:mod:`visual_rl_stack.core.local_models` (nothing is downloaded at run time).
 """
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
 import numpy as np
 from PIL import Image
 import torch
 from visual_rl_stack.core.devices import resolve_device
+from visual_rl_stack.core.local_models import PathLike, require_model_dir, seeded_generate
 
 from ..affordance import Affordance, Prompt, ReplyError
-
-PathLike = Union[str, Path]
-
-
-def require_model_dir(path: PathLike, family: str, contents: str) -> Path:
-    """Return ``path`` as a folder with a ``config.json``, or raise naming what it should hold."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f'{family} model folder {str(folder)!r} does not exist; it should '
-                                f'hold {contents} (nothing is downloaded at run time)')
-    if not (folder / 'config.json').is_file():
-        raise FileNotFoundError(f'{family} model folder {str(folder)!r} has no config.json; it '
-                                f'should hold {contents}')
-    return folder
 
 
 class TransformersBackend(ABC):
@@ -101,10 +84,6 @@ class TransformersBackend(ABC):
         inputs = {key: value.to(self.device, self.dtype) if value.is_floating_point()
                   else value.to(self.device)
                   for key, value in self._inputs(prompt, self.image(prompt)).items()}
-        sampling = ({'do_sample': True, 'temperature': self.retry_temperature} if attempt > 0
-                    else {'do_sample': False, 'temperature': None, 'top_p': None, 'top_k': None})
-        devices = [self.device] if self.device.type == 'cuda' else []
-        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed + attempt)
-            tokens = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **sampling)
-        return self._decode(tokens.cpu(), inputs)
+        tokens = seeded_generate(self.model, inputs, attempt, self.seed, self.max_new_tokens,
+                                 self.retry_temperature)
+        return self._decode(tokens, inputs)

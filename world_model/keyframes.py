@@ -1,0 +1,100 @@
+"""
+Keyframes of an episode (RoboHorizon's Sense step) from joint positions and finger width.
+
+A frame is a keyframe when the arm has stopped (every joint slower than
+``velocity_threshold`` rad/s) while the gripper stays as it was, when the
+gripper opens or closes, and at the last frame. The gripper is closed while
+the measured finger width is under ``closed_fraction`` of its full opening
+(holding a 4 cm cube leaves a Panda at half), as RLBench's binary
+``gripper_open`` is, but read from the fingers, not from the commands. Velocities are
+finite differences of the joint positions at the control rate, so bags
+without a velocity field work too. A stop lasting several frames gives one
+keyframe, its first; the first frame starts the first key-horizon. The
+frames between consecutive keyframes are a key-horizon: the stretch a world
+model imagines ahead and over which a mask is held.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STOP, GRIPPER, LAST = 'stop', 'gripper', 'last'
+
+
+@dataclass(frozen=True)
+class KeyframeSettings:
+    """Thresholds of a stop and of a gripper toggle."""
+
+    velocity_threshold: float = 0.1
+    #: The fingers' full opening (m; a Panda's is 8 cm) and the part of it under which
+    #: the gripper counts as closed.
+    max_gripper_width: float = 0.08
+    closed_fraction: float = 0.7
+    #: Fingers moving less than this (m per frame) count as unchanged for a stop.
+    gripper_still: float = 0.001
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """Keyframe indices of one episode, why each is one, and the episode length."""
+
+    indices: tuple[int, ...]
+    reasons: tuple[str, ...]
+    length: int
+
+    def horizons(self) -> list[tuple[int, int]]:
+        """Return the key-horizons as (first, last) frames, each ending at a keyframe."""
+        starts = (0,) + tuple(i + 1 for i in self.indices[:-1])
+        return [(s, e) for s, e in zip(starts, self.indices) if e >= s]
+
+    def with_reason(self, reason: str) -> list[int]:
+        """Return the keyframes found for ``reason`` (stop, gripper, last)."""
+        return [i for i, r in zip(self.indices, self.reasons) if r == reason]
+
+
+def find_keyframes(joint_positions: np.ndarray, gripper_width: np.ndarray, control_hz: float,
+                   settings: KeyframeSettings = KeyframeSettings()) -> Keyframes:
+    """Return the keyframes of an episode with ``T x J`` joint positions and ``T`` widths."""
+    q = np.asarray(joint_positions, dtype=np.float64)
+    width = np.asarray(gripper_width, dtype=np.float64).reshape(-1)
+    if q.ndim != 2 or len(q) != len(width) or len(q) == 0:
+        raise ValueError(f'need T x J joint positions and T gripper widths, got {q.shape} and '
+                         f'{width.shape}')
+    if control_hz <= 0 or not np.isfinite(q).all() or not np.isfinite(width).all():
+        raise ValueError('joint positions and widths must be finite and the rate positive')
+    length = len(q)
+    speed = np.full(length, np.inf)
+    speed[1:] = np.abs(np.diff(q, axis=0)).max(axis=1) * control_hz
+    finger_step = np.zeros(length)
+    finger_step[1:] = np.abs(np.diff(width))
+    closed = width < settings.closed_fraction * settings.max_gripper_width
+    indices, reasons = [], []
+    previous_stopped = False
+    for t in range(1, length):
+        toggled = bool(closed[t] != closed[t - 1])
+        stopped = (speed[t] < settings.velocity_threshold
+                   and finger_step[t] < settings.gripper_still)
+        if toggled:
+            indices.append(t)
+            reasons.append(GRIPPER)
+        elif stopped and not previous_stopped and not (indices and indices[-1] == t - 1):
+            indices.append(t)
+            reasons.append(STOP)
+        previous_stopped = stopped or toggled
+    if not indices or indices[-1] != length - 1:
+        indices.append(length - 1)
+        reasons.append(LAST)
+    return Keyframes(tuple(indices), tuple(reasons), length)
+
+
+def gripper_events(commanded_fraction: np.ndarray, threshold: float = 0.5) -> list[int]:
+    """Return the frames at which a commanded gripper opening crosses ``threshold``."""
+    closed = np.asarray(commanded_fraction, dtype=np.float64).reshape(-1) < threshold
+    return [int(t) for t in np.flatnonzero(closed[1:] != closed[:-1]) + 1]
+
+
+def match_events(found: list[int], events: list[int], window: int) -> tuple[int, int]:
+    """Return (found frames near an event, events near a found frame), within ``window`` frames."""
+    def near(t: int, others: list[int]) -> bool:
+        return any(abs(t - o) <= window for o in others)
+    return sum(near(f, events) for f in found), sum(near(e, found) for e in events)
