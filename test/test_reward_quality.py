@@ -1,15 +1,14 @@
-"""KAGI reward quality: the measures, and real episodes scored with the shipped model."""
+"""Dense reward quality: the measures, KAGI episodes with the shipped model, the staged reward."""
 
 import json
 
 import numpy as np
 import pytest
 from visual_rl_stack.cli.main import main as vrl
+from visual_rl_stack.evaluation.reward_quality import (expert_noise, monotone_fraction, ranks,
+                                                       roc_auc, score_source, ScoredEpisode,
+                                                       spearman_with_time, summarise)
 from visual_rl_stack.vlm_affordance.episode_reward import kagi_reward
-from visual_rl_stack.vlm_affordance.reward_quality import (expert_noise, monotone_fraction,
-                                                           ranks, roc_auc, score_source,
-                                                           ScoredEpisode, spearman_with_time,
-                                                           summarise)
 
 
 def test_ranks_auc_and_rank_correlation():
@@ -67,3 +66,15 @@ def test_vrl_reward_quality_writes_json_and_png(tmp_path, capsys):
     assert 'AUC of final progress' in capsys.readouterr().out
     assert vrl(['reward-quality', '--task', 'lift', '--sources', 'expert:x', '--json',
                 str(out), '--no-progress']) == 2
+
+
+def test_vrl_reward_quality_judges_the_staged_reward_and_its_stage_count(tmp_path, capsys):
+    out = tmp_path / 'staged.json'
+    assert vrl(['reward-quality', '--reward', 'staged', '--task', 'stack', '--sources', 'expert',
+                '--episodes', '2', '--json', str(out), '--no-progress']) == 0
+    report = json.loads(out.read_text())
+    assert report['reward'] == 'staged' and report['successes'] == 2
+    assert report['stage_agreement_min'] == 1.0
+    assert report['monotone_step_fraction_min'] >= 0.9
+    assert all(e['phi'][-1] > e['start'] for e in report['per_episode'])
+    assert 'stage count' in capsys.readouterr().out

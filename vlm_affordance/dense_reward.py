@@ -96,6 +96,11 @@ class WaypointProgress:
         self._phi: Optional[float] = None
 
     @property
+    def phi(self) -> float:
+        """Return the progress value of the latest state (0 before the first reset)."""
+        return self._phi or 0.0
+
+    @property
     def active(self) -> bool:
         """Return whether a dense reward is computed (else the reward is sparse-only)."""
         return self.waypoints is not None

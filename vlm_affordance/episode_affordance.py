@@ -186,6 +186,11 @@ class EpisodeAffordance:
         return 0.0 if self.tracker is None or not self.tracker.active else self.tracker.dense
 
     @property
+    def level(self) -> float:
+        """Return the progress value phi of the latest step (0 without a plan)."""
+        return 0.0 if self.tracker is None or not self.tracker.active else self.tracker.phi
+
+    @property
     def progress(self) -> int:
         """Return how many waypoints have been reached."""
         return 0 if self.tracker is None else self.tracker.progress

@@ -52,6 +52,21 @@ class KagiReward:
         self.episode.step(sim.robot_state().ee_position)
         self.reset_seconds.append(time.perf_counter() - start)
 
+    @property
+    def level(self) -> float:
+        """Return the dense progress phi after the latest step (0 without a plan)."""
+        return self.episode.level
+
+    @property
+    def planned(self) -> bool:
+        """Return whether this episode's query gave waypoints (else the reward is sparse)."""
+        return self.episode.plan is not None and self.episode.plan.ok
+
+    @property
+    def diagnostic(self) -> str:
+        """Return what the episode's plan is, or why there is none."""
+        return 'not reset yet' if self.episode.plan is None else self.episode.plan.diagnostic
+
     def __call__(self, sim: TabletopSim, result: StepResult) -> float:
         """Return the sparse success reward when non-zero, else the dense progress."""
         sparse = 1.0 if result.success else 0.0

@@ -50,6 +50,21 @@ class SimStagedReward:
         self.start: Optional[SceneState] = None
         self.phi = 0.0
 
+    @property
+    def level(self) -> float:
+        """Return phi, the scaled staged progress of the latest state."""
+        return self.phi
+
+    @property
+    def planned(self) -> bool:
+        """Return whether this episode has a plan (else the reward is sparse only)."""
+        return self.reward is not None
+
+    @property
+    def stage_count(self) -> Optional[int]:
+        """Return the placements completed in the latest state (a tower's height)."""
+        return None if self.status is None else self.status.placements
+
     def reset(self, sim: TabletopSim, seed: Optional[int] = None) -> None:
         """Plan the episode's instruction (once per instruction and object names)."""
         objects = sim.task.scene_objects()

@@ -1,17 +1,21 @@
 r"""
-``vrl reward-quality``: whether the KAGI dense reward rises on successes and flags failures.
+``vrl reward-quality``: whether a dense reward rises on successes and flags failures.
 
 Example::
 
     vrl reward-quality --task pick_place --sources expert expert:0.6 bc_state_pick_place \\
         --episodes 30 --seed-start 1000 --json runs/kagi/reward_quality.json
+    vrl reward-quality --reward staged --task stack3 --sources expert expert:0.5 \\
+        --json runs/stages/reward_quality_stack3.json
 
 A source is ``expert``, ``expert:NOISE`` (the scripted expert with action
 noise, a fraction of the action limits) or a state policy (shipped name or
-run folder). The reward is computed as ``vrl train-residual --reward kagi``
-computes it; the JSON has the monotonicity on successful episodes, the AUC of
-the final progress for success against failure, and every episode's trace;
-a PNG beside it draws them.
+run folder). The reward (``kagi``, the keypoint-affordance progress, or
+``staged``, the stage planner's) is computed as ``vrl train-residual
+--reward NAME`` computes it; the JSON has the monotonicity on successful
+episodes, the AUC of the final level for success against failure, for the
+staged reward the agreement of its stage count with the task's, and every
+episode's trace; a PNG beside it draws them.
 """
 
 import argparse
@@ -26,9 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: expert expert:0.6)')
     parser.add_argument('--episodes', type=int, default=20, help='episodes per source')
     parser.add_argument('--seed-start', type=int, default=1000, help='first seed')
-    parser.add_argument('--backend', default='keypoint_net', help='keypoint backend')
-    parser.add_argument('--model', help='local model folder of the backend (default: none, '
-                        'for a backend that ships its weights)')
+    parser.add_argument('--reward', default='kagi', choices=('kagi', 'staged'),
+                        help='the dense reward to judge (default: kagi)')
+    parser.add_argument('--backend', default='keypoint_net', help='kagi: keypoint backend')
+    parser.add_argument('--model', help='kagi: local model folder of the backend (default: '
+                        'none, for a backend that ships its weights)')
+    parser.add_argument('--planner', default='rules', help='staged: stage planner')
+    parser.add_argument('--planner-model', help='staged: local model folder of the planner')
     parser.add_argument('--tolerance', type=float, default=1e-3,
                         help='fall of the progress per step still counted as monotone')
     parser.add_argument('--json', required=True, type=Path, help='JSON file to write')
@@ -41,12 +49,15 @@ def main(args: argparse.Namespace) -> int:
     import json
 
     from tqdm import tqdm
-    from visual_rl_stack.vlm_affordance.episode_reward import kagi_reward
-    from visual_rl_stack.vlm_affordance.reward_quality import (episode_rows, plot_quality,
-                                                               score_source, summarise)
+    from visual_rl_stack.core.rewards import reward_factory
+    from visual_rl_stack.evaluation.reward_quality import (episode_rows, plot_quality,
+                                                           score_source, summarise)
     if args.episodes < 1:
         raise ValueError('--episodes must be at least 1')
-    reward = kagi_reward(args.task, backend=args.backend, model=args.model)
+    options = ({'backend': args.backend, 'model': args.model} if args.reward == 'kagi'
+               else {'planner': args.planner, 'model': args.planner_model})
+    reward = reward_factory(args.reward)(args.task, **options)
+    source_name = args.backend if args.reward == 'kagi' else args.planner
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     bar = tqdm(total=args.episodes * len(args.sources), desc=f'reward quality {args.task}',
                disable=args.no_progress)
@@ -55,18 +66,23 @@ def main(args: argparse.Namespace) -> int:
         episodes += score_source(args.task, source, seeds, reward, bar.update)
     bar.close()
     summary = summarise(episodes, args.tolerance)
-    report = {'task': args.task, 'backend': args.backend, 'sources': args.sources,
+    report = {'task': args.task, 'reward': args.reward, 'backend': source_name,
+              'sources': args.sources,
               'seed_start': args.seed_start, **summary, 'per_episode': episode_rows(episodes)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + '\n')
     plot = args.plot or args.json.with_suffix('.png')
-    plot_quality(episodes, plot, f'KAGI dense progress on {args.task} ({args.backend})')
+    plot_quality(episodes, plot, f'{args.reward} dense level on {args.task} ({source_name})')
     auc = summary['auc_final_phi']
     print(f'{summary["planned"]}/{summary["episodes"]} episodes planned; '
           f'{summary["successes"]} successes, {summary["failures"]} failures')
     print(f'monotone steps on successes: median {_pct(summary["monotone_step_fraction_median"])}'
           f', worst {_pct(summary["monotone_step_fraction_min"])}; Spearman with time: median '
           f'{_num(summary["spearman_with_time_median"])}; AUC of final progress: {_num(auc)}')
+    if summary['stage_agreement_median'] is not None:
+        agreement = summary['stage_agreement_median']
+        print(f"stage count = task's stages_completed: median {_pct(agreement)} of steps, "
+              f'worst {_pct(summary["stage_agreement_min"])}')
     print(f'wrote {args.json} and {plot}')
     return 0
 

@@ -1,11 +1,12 @@
 """
-How good the KAGI dense reward is: rising along successes, and telling them from failures.
+How good a dense reward is: rising along successes, and telling them from failures.
 
 Episodes of several controllers (the scripted expert, a noisy expert, trained
-policies) run in the simulator, and the KAGI reward is computed exactly as
-residual RL computes it (:class:`.episode_reward.KagiReward`: views rendered
-at reset, one query, the end effector's progress along the waypoints). Its
-progress term ``phi`` is recorded after every step. Two measures follow:
+policies) run in the simulator, and a registered reward (``kagi``: the
+keypoint-affordance progress; ``staged``: the stage planner's staged reward)
+is computed exactly as residual RL computes it, through the reward
+registry. Its dense level ``phi`` is recorded after every step. Two measures
+follow:
 
 - **monotone on successes**: for each successful episode, the fraction of
   steps at which ``phi`` does not fall by more than ``tolerance`` and the
@@ -13,13 +14,15 @@ progress term ``phi`` is recorded after every step. Two measures follow:
 - **separation**: the ROC AUC of an episode's final ``phi`` as a score of
   success against failure (0.5: no better than chance, 1: perfect).
 
-An episode whose query failed has no dense reward; it is counted and left
-out of both measures (its reward is the sparse one alone).
+An episode whose query (or plan) failed has no dense reward; it is counted
+and left out of both measures (its reward is the sparse one alone). A reward
+that counts stages (``stage_count``) is also compared with the task's own
+count (``stages_completed``, the stacking tasks) at every step.
 """
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 from matplotlib.figure import Figure
 import numpy as np
@@ -27,12 +30,26 @@ from visual_rl_stack.core.policy import Controller, PolicyOptions
 from visual_rl_stack.evaluation.episodes import open_evaluated_policy, PolicyController
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.experts import make_expert
-from visual_rl_stack.sim.scene import TabletopSim
-
-from .episode_reward import KagiReward
+from visual_rl_stack.sim.scene import StepResult, TabletopSim
 
 #: Prefix of a noisy scripted expert source, e.g. ``expert:0.5`` (noise: action-limit fraction).
 EXPERT = 'expert'
+
+
+class ScoredReward(Protocol):
+    """A reward function of the registry that shows its dense level and whether it planned."""
+
+    #: The dense level phi after the latest step (its progress, below the success reward).
+    level: float
+    #: Whether this episode has a dense reward at all, and what it is (or why not).
+    planned: bool
+    diagnostic: str
+
+    def reset(self, sim: TabletopSim, seed: Optional[int] = None) -> None:
+        """Start an episode."""
+
+    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
+        """Return the reward of the step just taken."""
 
 
 @dataclass
@@ -46,6 +63,10 @@ class ScoredEpisode:
     planned: bool
     diagnostic: str
     phi: list[float]
+    #: The level at the reset, before the first step.
+    start: float = 0.0
+    #: Fraction of steps at which the reward's stage count equals the task's (None: not both).
+    stage_agreement: Optional[float] = None
 
     @property
     def final(self) -> float:
@@ -79,25 +100,29 @@ def open_source(task: str, source: str) -> tuple[Callable[[TabletopSim, int], Co
     return (lambda sim, _seed: PolicyController(policy, sim)), policy.action_mode or 'delta'
 
 
-def score_episode(sim: TabletopSim, controller: Controller, seed: int, reward: KagiReward,
+def score_episode(sim: TabletopSim, controller: Controller, seed: int, reward: ScoredReward,
                   source: str) -> ScoredEpisode:
     """Run one episode from ``seed`` with the reward computed as residual RL does."""
     sim.reset(seed=seed)
     controller.reset()
     reward.reset(sim, seed)
-    plan = reward.episode.plan
-    phi, success, steps = [], False, 0
+    start = reward.level
+    phi, agree, success, steps = [], [], False, 0
     for steps in range(1, sim.max_episode_steps + 1):
         result = sim.step(controller.act(sim))
         reward(sim, result)
-        phi.append(reward.episode.dense)
+        phi.append(reward.level)
+        count = getattr(reward, 'stage_count', None)
+        if count is not None and 'stages_completed' in result.info:
+            agree.append(count == result.info['stages_completed'])
         if result.success:
             success = True
             break
-    return ScoredEpisode(source, seed, success, steps, plan.ok, plan.diagnostic, phi)
+    return ScoredEpisode(source, seed, success, steps, reward.planned, reward.diagnostic, phi,
+                         start, float(np.mean(agree)) if agree else None)
 
 
-def score_source(task: str, source: str, seeds: Sequence[int], reward: KagiReward,
+def score_source(task: str, source: str, seeds: Sequence[int], reward: ScoredReward,
                  progress: Optional[Callable[[], None]] = None) -> list[ScoredEpisode]:
     """Run ``source`` (``expert[:NOISE]`` or a state policy) on every seed."""
     make_controller, action_mode = open_source(task, source)
@@ -152,7 +177,8 @@ def summarise(episodes: Sequence[ScoredEpisode], tolerance: float = 1e-3) -> dic
     """Return the monotonicity and separation measures (module doc) over planned episodes."""
     planned = [e for e in episodes if e.planned]
     successes = [e for e in planned if e.success]
-    fractions = [monotone_fraction(e.phi, 0.0, tolerance) for e in successes]
+    fractions = [monotone_fraction(e.phi, e.start, tolerance) for e in successes]
+    agreements = [e.stage_agreement for e in planned if e.stage_agreement is not None]
     correlations = [c for c in (spearman_with_time(e.phi) for e in successes) if c is not None]
     per_source = {}
     for source in dict.fromkeys(e.source for e in episodes):
@@ -170,6 +196,8 @@ def summarise(episodes: Sequence[ScoredEpisode], tolerance: float = 1e-3) -> dic
         'monotone_step_fraction_min': min(fractions) if fractions else None,
         'spearman_with_time_median': _median(correlations),
         'auc_final_phi': roc_auc([e.final for e in planned], [e.success for e in planned]),
+        'stage_agreement_median': _median(agreements),
+        'stage_agreement_min': min(agreements) if agreements else None,
         'per_source': per_source,
         'not_planned': [{'source': e.source, 'seed': e.seed, 'diagnostic': e.diagnostic}
                         for e in episodes if not e.planned],
@@ -191,12 +219,13 @@ def plot_quality(episodes: Sequence[ScoredEpisode], out_path: Path, title: str) 
     traces, histogram = figure.subplots(1, 2)
     planned = [e for e in episodes if e.planned]
     for episode in planned:
-        traces.plot(np.arange(len(episode.phi) + 1), [0.0] + episode.phi, linewidth=0.8,
+        traces.plot(np.arange(len(episode.phi) + 1), [episode.start] + episode.phi, linewidth=0.8,
                     alpha=0.5, color='tab:green' if episode.success else 'tab:red')
     traces.set_xlabel('step')
-    traces.set_ylabel('dense progress phi')
+    traces.set_ylabel('dense level phi')
     traces.set_title('phi along episodes (green: success, red: failure)', fontsize=9)
-    bins = np.linspace(0.0, 0.5, 26)
+    top = max([e.final for e in planned] + [0.5])
+    bins = np.linspace(0.0, top, 26)
     for success, colour, label in ((True, 'tab:green', 'success'),
                                    (False, 'tab:red', 'failure')):
         histogram.hist([e.final for e in planned if e.success == success], bins=bins,
