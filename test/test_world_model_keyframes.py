@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 from visual_rl_stack.data.collect import collect
-from visual_rl_stack.world_model.keyframes import (find_keyframes, GRIPPER, gripper_events, LAST,
-                                                   match_events, STOP)
+from visual_rl_stack.world_model.keyframes import (find_keyframes, GRIPPER, gripper_events,
+                                                   KeyframeSettings, LAST, match_events, STOP)
 
 HZ = 10.0
 
@@ -49,6 +49,8 @@ def test_bad_trajectories_are_refused():
     q[4, 0] = np.nan
     with pytest.raises(ValueError, match='finite'):
         find_keyframes(q, width, HZ)
+    with pytest.raises(ValueError, match='closed_fraction'):
+        KeyframeSettings(closed_fraction=0.9, open_fraction=0.8)
 
 
 def test_gripper_events_and_matching_within_a_window():

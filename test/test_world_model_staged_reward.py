@@ -9,7 +9,7 @@ from visual_rl_stack.sim.scene import TabletopSim
 from visual_rl_stack.sim.scene_objects import SceneObject
 from visual_rl_stack.world_model.planning.instruction_parser import parse_instruction
 from visual_rl_stack.world_model.planning.sim_reward import SimStagedReward, staged_reward
-from visual_rl_stack.world_model.planning.stage_checks import SceneState
+from visual_rl_stack.world_model.planning.stage_checks import SceneState, StageTolerances
 from visual_rl_stack.world_model.planning.staged_reward import StagedReward, StagedWeights
 
 
@@ -103,6 +103,8 @@ def test_shaping_rises_as_the_stage_goal_nears_and_a_dropped_cube_takes_the_bonu
 def test_weights_that_could_undo_a_completed_stage_are_refused():
     with pytest.raises(ValueError, match='shaping_weight'):
         StagedWeights(bonus=1.0, shaping_weight=0.8, grasp_weight=0.3)
+    with pytest.raises(ValueError, match='positive'):
+        StageTolerances(reach_radius=0.0)
 
 
 def test_the_registered_reward_pays_the_potential_and_success_on_top():
@@ -143,3 +145,20 @@ def test_an_instruction_the_planner_cannot_ground_gives_the_sparse_reward_and_sa
         assert reward(sim, sim.step(np.zeros(7))) == 0.0
     finally:
         sim.close()
+
+
+def test_recorded_bags_get_the_same_stages_as_the_live_episode(tmp_path):
+    from visual_rl_stack.data.collect import collect
+    from visual_rl_stack.data.dataset import decode_episode, episode_bags
+    from visual_rl_stack.world_model.planning.recorded_states import episode_statuses
+    bags = collect('stack', 1, tmp_path / 'bags', seed_start=1001, views=('front',), width=32,
+                   height=32)
+    episode = decode_episode(episode_bags(bags)[0])
+    plan = parse_instruction(episode.instruction)
+    recorded = episode_statuses(episode, 'stack', plan)
+    live, _ = expert_episode('stack', 1001)
+    assert len(recorded) == len(episode)
+    # The bag's rows are the states before each command: the live statuses up to the last one.
+    assert [s.completed for s in recorded] == [s.completed for s in live[:len(recorded)]]
+    with pytest.raises(ValueError, match='lacks the pick_place state'):
+        episode_statuses(episode, 'pick_place', plan)

@@ -42,21 +42,11 @@ class EpisodeKeyframes:
                 'events_found': self.events_found}
 
 
-def state_field(episode: Episode, name: str) -> np.ndarray:
-    """Return the ``T x n`` columns of the state field ``name`` (KeyError if absent)."""
-    start = 0
-    for label, size in episode.state_labels:
-        if label == name:
-            return episode.state[:, start:start + size]
-        start += size
-    raise KeyError(f'episode {episode.name} has no state field {name!r}')
-
-
 def episode_keyframes(episode: Episode, settings: KeyframeSettings = KeyframeSettings(),
                       window: int = 2) -> EpisodeKeyframes:
     """Return the keyframes of a decoded episode, matched against its gripper commands."""
-    keyframes = find_keyframes(state_field(episode, 'joint_positions'),
-                               state_field(episode, 'gripper_width')[:, 0],
+    keyframes = find_keyframes(episode.field('joint_positions'),
+                               episode.field('gripper_width')[:, 0],
                                episode.control_hz, settings)
     events = gripper_events(episode.action[:, -1])
     precise, _ = match_events(keyframes.with_reason(GRIPPER), events, window)

@@ -3,10 +3,12 @@ Keyframes of an episode (RoboHorizon's Sense step) from joint positions and fing
 
 A frame is a keyframe when the arm has stopped (every joint slower than
 ``velocity_threshold`` rad/s) while the gripper stays as it was, when the
-gripper opens or closes, and at the last frame. The gripper is closed while
-the measured finger width is under ``closed_fraction`` of its full opening
-(holding a 4 cm cube leaves a Panda at half), as RLBench's binary
-``gripper_open`` is, but read from the fingers, not from the commands. Velocities are
+gripper opens or closes, and at the last frame. The gripper closes when the
+measured finger width falls under ``closed_fraction`` of its full opening
+(holding a 4 cm cube leaves a Panda at half) and opens again above
+``open_fraction`` (hysteresis: a cube held at an angle or fingers brushing a
+cube do not flicker), as RLBench's binary ``gripper_open``, but read from the
+fingers, not from the commands. Velocities are
 finite differences of the joint positions at the control rate, so bags
 without a velocity field work too. A stop lasting several frames gives one
 keyframe, its first; the first frame starts the first key-horizon. The
@@ -29,9 +31,18 @@ class KeyframeSettings:
     #: The fingers' full opening (m; a Panda's is 8 cm) and the part of it under which
     #: the gripper counts as closed.
     max_gripper_width: float = 0.08
-    closed_fraction: float = 0.7
+    closed_fraction: float = 0.65
+    #: The closed gripper opens again only above this part of the full opening (hysteresis).
+    open_fraction: float = 0.8
     #: Fingers moving less than this (m per frame) count as unchanged for a stop.
     gripper_still: float = 0.001
+
+    def __post_init__(self) -> None:
+        """Refuse thresholds with which no frame, or every frame, is a keyframe."""
+        if min(self.velocity_threshold, self.max_gripper_width, self.gripper_still) <= 0 or (
+                not 0.0 < self.closed_fraction <= self.open_fraction < 1.0):
+            raise ValueError(f'keyframe thresholds must be positive and closed_fraction in '
+                             f'(0, 1), got {self}')
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,7 @@ def find_keyframes(joint_positions: np.ndarray, gripper_width: np.ndarray, contr
     speed[1:] = np.abs(np.diff(q, axis=0)).max(axis=1) * control_hz
     finger_step = np.zeros(length)
     finger_step[1:] = np.abs(np.diff(width))
-    closed = width < settings.closed_fraction * settings.max_gripper_width
+    closed = gripper_closed(width, settings)
     indices, reasons = [], []
     previous_stopped = False
     for t in range(1, length):
@@ -85,6 +96,16 @@ def find_keyframes(joint_positions: np.ndarray, gripper_width: np.ndarray, contr
         indices.append(length - 1)
         reasons.append(LAST)
     return Keyframes(tuple(indices), tuple(reasons), length)
+
+
+def gripper_closed(width: np.ndarray, settings: KeyframeSettings) -> np.ndarray:
+    """Return per frame whether the gripper is closed, with hysteresis between the fractions."""
+    closed = np.zeros(len(width), dtype=bool)
+    state = False
+    for t, w in enumerate(width / settings.max_gripper_width):
+        state = w < settings.open_fraction if state else w < settings.closed_fraction
+        closed[t] = state
+    return closed
 
 
 def gripper_events(commanded_fraction: np.ndarray, threshold: float = 0.5) -> list[int]:

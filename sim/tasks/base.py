@@ -102,8 +102,13 @@ class Task:
         """Return object poses and goals (fixed keys and shapes per task)."""
         raise NotImplementedError
 
-    def scene_objects(self) -> list[SceneObject]:
-        """Return the objects an instruction of this task names, by their names, from state."""
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
+        """
+        Return the objects an instruction of this task names, by their names.
+
+        From ``state`` (a :meth:`privileged_state` dict, e.g. one recorded in a
+        bag) when given, else from the simulator now.
+        """
         raise NotImplementedError
 
     def pose(self, uid: int) -> tuple[np.ndarray, np.ndarray]:

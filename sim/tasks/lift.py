@@ -1,5 +1,7 @@
 """Lift: grasp a cube and raise it above 10 cm."""
 
+from typing import Optional
+
 import numpy as np
 
 from visual_rl_stack.sim.scene_objects import SceneObject
@@ -40,9 +42,10 @@ class LiftTask(Task):
         pos, orn = self.pose(self.cube)
         return {'cube_position': pos, 'cube_orientation': orn}
 
-    def scene_objects(self) -> list[SceneObject]:
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
         """Return the red cube."""
-        return [cube_object('red cube', self.pose(self.cube)[0])]
+        state = self.privileged_state() if state is None else state
+        return [cube_object('red cube', state['cube_position'])]
 
 
 def cube_object(name: str, position: np.ndarray, tolerance: float = 0.02) -> SceneObject:

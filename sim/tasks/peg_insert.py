@@ -1,5 +1,7 @@
 """Peg insertion: a 30 mm square peg into a 32 mm square hole (2 mm total clearance)."""
 
+from typing import Optional
+
 import numpy as np
 import pybullet as pb
 
@@ -97,7 +99,7 @@ class PegInsertTask(Task):
         return {'peg_position': pos, 'peg_orientation': orn,
                 'hole_position': self.hole.copy(), 'hole_orientation': hole_orn}
 
-    def scene_objects(self) -> list[SceneObject]:
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
         """
         Return the red peg and the hole (its top centre; in it means 2 cm below).
 
@@ -105,7 +107,8 @@ class PegInsertTask(Task):
         tolerance the task's: the peg is in once its bottom is that deep and
         its axis that close.
         """
-        return [SceneObject('red peg', self.pose(self.peg)[0], PEG_HALF, PEG_HALF_HEIGHT,
+        state = self.privileged_state() if state is None else state
+        return [SceneObject('red peg', state['peg_position'], PEG_HALF, PEG_HALF_HEIGHT,
                             CENTER_TOLERANCE, movable=True),
-                SceneObject('yellow hole', self.hole.copy(), HOLE_HALF, INSERT_DEPTH,
+                SceneObject('yellow hole', state['hole_position'], HOLE_HALF, INSERT_DEPTH,
                             CENTER_TOLERANCE, movable=False)]

@@ -1,5 +1,7 @@
 """Pick and place: carry a cube into a target region and set it down."""
 
+from typing import Optional
+
 import numpy as np
 
 from visual_rl_stack.sim.scene_objects import SceneObject
@@ -47,8 +49,9 @@ class PickPlaceTask(Task):
         return {'cube_position': pos, 'cube_orientation': orn,
                 'target_position': self.target.copy()}
 
-    def scene_objects(self) -> list[SceneObject]:
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
         """Return the green cube and the flat blue target (within 3 cm counts as on it)."""
-        return [cube_object('green cube', self.pose(self.cube)[0]),
-                SceneObject('blue target', self.target.copy(), 0.0, 0.0, TOLERANCE,
+        state = self.privileged_state() if state is None else state
+        return [cube_object('green cube', state['cube_position']),
+                SceneObject('blue target', state['target_position'], 0.0, 0.0, TOLERANCE,
                             movable=False)]

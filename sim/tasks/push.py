@@ -1,5 +1,7 @@
 """Push: slide a block across the table into a goal region."""
 
+from typing import Optional
+
 import numpy as np
 
 from visual_rl_stack.sim.scene_objects import SceneObject
@@ -56,9 +58,10 @@ class PushTask(Task):
         return {'block_position': pos, 'block_orientation': orn,
                 'goal_position': self.goal.copy()}
 
-    def scene_objects(self) -> list[SceneObject]:
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
         """Return the blue block (a cube) and the yellow goal circle (a target)."""
-        return [SceneObject('blue cube', self.pose(self.block)[0], BLOCK_HALF, BLOCK_HALF,
+        state = self.privileged_state() if state is None else state
+        return [SceneObject('blue cube', state['block_position'], BLOCK_HALF, BLOCK_HALF,
                             TOLERANCE, movable=True),
-                SceneObject('yellow target', self.goal.copy(), 0.0, 0.0, TOLERANCE,
+                SceneObject('yellow target', state['goal_position'], 0.0, 0.0, TOLERANCE,
                             movable=False)]

@@ -1,5 +1,7 @@
 """Reach: bring the tool-centre point to a visible target marker."""
 
+from typing import Optional
+
 import numpy as np
 
 from visual_rl_stack.sim.scene_objects import SceneObject
@@ -39,7 +41,8 @@ class ReachTask(Task):
         """Return the target position."""
         return {'target_position': self.target.copy()}
 
-    def scene_objects(self) -> list[SceneObject]:
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
         """Return the green ball (visual only: the gripper within 2 cm counts as at it)."""
-        return [SceneObject('green ball', self.target.copy(), 0.0, 0.0, TOLERANCE,
+        state = self.privileged_state() if state is None else state
+        return [SceneObject('green ball', state['target_position'], 0.0, 0.0, TOLERANCE,
                             movable=False)]

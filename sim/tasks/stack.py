@@ -1,5 +1,7 @@
 """Stack: build a tower of two or three cubes, one stage per placed cube."""
 
+from typing import Optional
+
 import numpy as np
 
 from visual_rl_stack.sim.scene_objects import SceneObject
@@ -61,10 +63,11 @@ class StackTask(Task):
             state[f'cube{i}_position'], state[f'cube{i}_orientation'] = self.pose(uid)
         return state
 
-    def scene_objects(self) -> list[SceneObject]:
+    def scene_objects(self, state: Optional[dict[str, np.ndarray]] = None) -> list[SceneObject]:
         """Return the cubes by colour (one on another within 2 cm counts as stacked)."""
-        return [cube_object(f'{name} cube', self.pose(uid)[0], XY_TOLERANCE)
-                for uid, (_, name) in zip(self.cubes, COLORS)]
+        state = self.privileged_state() if state is None else state
+        return [cube_object(f'{name} cube', state[f'cube{i}_position'], XY_TOLERANCE)
+                for i, (_, name) in enumerate(COLORS[:self.n_blocks])]
 
 
 class Stack3Task(StackTask):

@@ -61,6 +61,16 @@ class Episode:
         """Return the number of control steps."""
         return len(self.stamps)
 
+    def field(self, name: str) -> np.ndarray:
+        """Return the ``T x n`` state columns of field ``name`` (KeyError naming the fields)."""
+        start = 0
+        for label, size in self.state_labels:
+            if label == name:
+                return self.state[:, start:start + size]
+            start += size
+        raise KeyError(f'episode {self.name} has no state field {name!r}; it has '
+                       f'{[label for label, _ in self.state_labels]}')
+
     @property
     def succeeded(self) -> bool:
         """Return whether the task was solved at the end of the episode."""

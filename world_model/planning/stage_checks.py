@@ -52,6 +52,12 @@ class StageTolerances:
     #: A pushed object this far from where it started has been reached (the TCP may back off).
     push_moved: float = 0.01
 
+    def __post_init__(self) -> None:
+        """Refuse tolerances that no state could meet."""
+        bad = {k: v for k, v in vars(self).items() if not v > 0}
+        if bad:
+            raise ValueError(f'stage tolerances must be positive, got {bad}')
+
 
 def axis_distance(obj: SceneObject, point: np.ndarray) -> float:
     """

@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='joint speed (rad/s) under which the arm has stopped')
     parser.add_argument('--max-gripper-width', type=float, default=0.08,
                         help='full finger opening of the gripper (m; Panda: 0.08)')
-    parser.add_argument('--closed-fraction', type=float, default=0.7,
-                        help='part of the full opening under which the gripper is closed')
+    parser.add_argument('--closed-fraction', type=float, default=0.65,
+                        help='part of the full opening under which the gripper closes')
+    parser.add_argument('--open-fraction', type=float, default=0.8,
+                        help='part of the full opening above which a closed gripper opens')
     parser.add_argument('--window', type=int, default=2,
                         help='frames within which a keyframe matches a gripper command')
     parser.add_argument('--no-plots', action='store_true', help='write the JSON only')
@@ -44,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     from visual_rl_stack.world_model.keyframe_bags import bag_keyframes, summarise
     from visual_rl_stack.world_model.keyframes import KeyframeSettings
     settings = KeyframeSettings(args.velocity_threshold, args.max_gripper_width,
-                                args.closed_fraction)
+                                args.closed_fraction, args.open_fraction)
     out = args.out or args.bags / 'keyframes'
     episodes, skipped = [], []
     for bag in tqdm(episode_bags(args.bags), desc='keyframes', disable=args.no_progress):
