@@ -14,8 +14,6 @@ import math
 import torch
 from torch import nn
 
-from .masking import visible_count
-
 
 @dataclass(frozen=True)
 class MAEConfig:
@@ -157,7 +155,3 @@ class MultiViewMAE(nn.Module):
         """Return ``B x width`` features of fully visible views (what the dynamics model reads)."""
         tokens = self.tokens(images)
         return self.encoder_norm(self.encoder(tokens.flatten(1, 2))).mean(1)
-
-    def visible_tokens(self) -> int:
-        """Return how many tokens a training mask leaves visible."""
-        return visible_count(self.config.patches, self.config.patch_ratio)

@@ -130,6 +130,14 @@ def read_clause(text: str) -> Clause:
     return clause
 
 
+def joined(main: Clause, fragment: Clause) -> Clause:
+    """Return ``main`` (a verb, no destination) read on with a destination-only ``fragment``."""
+    offset = len(main.text) + 1
+    mentions = main.mentions + [replace(m, start=m.start + offset) for m in fragment.mentions]
+    return Clause(f'{main.text} {fragment.text}', main.action, mentions, fragment.relation,
+                  fragment.relation_at + offset, main.effector)
+
+
 def merge_fragments(clauses: list[Clause]) -> list[Clause]:
     """Join each destination-only clause to the neighbour that has a verb but no destination."""
     merged: list[Clause] = []
@@ -138,27 +146,13 @@ def merge_fragments(clauses: list[Clause]) -> list[Clause]:
         clause = clauses[i]
         nxt = clauses[i + 1] if i + 1 < len(clauses) else None
         if clause.destination_only and nxt is not None and nxt.relation is None:
-            offset = len(clause.text) + 1
-            mentions = clause.mentions + [replace(m, start=m.start + offset)
-                                          for m in nxt.mentions]
-            # The destination keeps its place after the relation; the object moves before it.
-            obj = [m for m in mentions if m.start >= offset]
-            dest = clause.mentions
-            mentions = [replace(m, start=-1 - k) for k, m in enumerate(obj)] + dest
-            merged.append(Clause(f'{nxt.text} {clause.text}', nxt.action, mentions,
-                                 clause.relation, clause.relation_at, nxt.effector))
+            merged.append(joined(nxt, clause))
             i += 2
             continue
         if clause.destination_only and merged and merged[-1].relation is None:
-            last = merged.pop()
-            offset = len(last.text) + 1
-            mentions = last.mentions + [replace(m, start=m.start + offset)
-                                        for m in clause.mentions]
-            merged.append(Clause(f'{last.text} {clause.text}', last.action, mentions,
-                                 clause.relation, clause.relation_at + offset, last.effector))
-            i += 1
-            continue
-        merged.append(clause)
+            merged.append(joined(merged.pop(), clause))
+        else:
+            merged.append(clause)
         i += 1
     return merged
 
