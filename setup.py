@@ -67,6 +67,7 @@ setup(
             'recorder_node = visual_rl_stack.data.recorder_node:main',
             'policy_node = visual_rl_stack.residual_policy.policy_node:main',
             'affordance_node = visual_rl_stack.vlm_affordance.affordance_node:main',
+            'world_model_node = visual_rl_stack.world_model.world_model_node:main',
         ],
     },
 )

@@ -168,3 +168,21 @@ def _to_array(view: str, stream: str, msg: ImageLike) -> np.ndarray:
         return image_to_array(msg)
     except ConversionError as exc:
         raise FrameRejected(view, stream, 'conversion', str(exc)) from exc
+
+
+def split_tiled(tiled: np.ndarray, views: tuple, image_size: tuple) -> dict[str, np.ndarray]:
+    """
+    Split a left-to-right tiled ``(H, n*W, 3)`` image into ``{view: (H, W, 3)}``.
+
+    The inverse of :func:`tile_views`. Raises ValueError when the size does
+    not match ``len(views)`` views of ``image_size = (H, W)``.
+    """
+    height, width = int(image_size[0]), int(image_size[1])
+    expected = (height, width * len(views))
+    if tiled.ndim != 3 or tiled.shape[:2] != expected or tiled.shape[2] < 3:
+        raise ValueError(
+            f'tiled image is {tiled.shape[1]}x{tiled.shape[0]} but the model needs views '
+            f'{list(views)} of {width}x{height} side by side ({expected[1]}x{expected[0]}); '
+            "set the camera node's cameras and image_width/image_height to match")
+    return {view: np.ascontiguousarray(tiled[:, i * width:(i + 1) * width, :3])
+            for i, view in enumerate(views)}

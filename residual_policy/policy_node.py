@@ -57,6 +57,7 @@ from std_srvs.srv import SetBool
 from visual_rl_stack.core.image_buffers import ConversionError, image_to_array
 from visual_rl_stack.core.observation import flatten_state, state_fields
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
+from visual_rl_stack.perception.preprocess import split_tiled
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import run_node
 from visual_rl_stack.ros.msg_conversions import (labelled_array_to_dict, pose_to_arrays,
@@ -116,24 +117,6 @@ ROBOT_FIELDS = ('ee_position', 'ee_orientation', 'gripper_width', 'joint_positio
 #: Stamped messages kept per topic while waiting for the rest of a step.
 KEEP = 10
 ACTION_MODES = {7: 'delta', 8: 'absolute'}
-
-
-def split_tiled(tiled: np.ndarray, views: tuple, image_size: tuple) -> dict[str, np.ndarray]:
-    """
-    Split a left-to-right tiled ``(H, n*W, 3)`` image into ``{view: (H, W, 3)}``.
-
-    Raises ValueError when the size does not match ``len(views)`` views of
-    ``image_size = (H, W)``.
-    """
-    height, width = int(image_size[0]), int(image_size[1])
-    expected = (height, width * len(views))
-    if tiled.ndim != 3 or tiled.shape[:2] != expected or tiled.shape[2] < 3:
-        raise ValueError(
-            f'tiled image is {tiled.shape[1]}x{tiled.shape[0]} but the policy needs views '
-            f'{list(views)} of {width}x{height} side by side ({expected[1]}x{expected[0]}); '
-            "set the camera node's cameras and image_width/image_height to match")
-    return {view: np.ascontiguousarray(tiled[:, i * width:(i + 1) * width, :3])
-            for i, view in enumerate(views)}
 
 
 class PolicyNode(Node):

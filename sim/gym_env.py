@@ -31,7 +31,7 @@ from gymnasium import spaces
 import numpy as np
 
 from .config import SimConfig, TASK_NAMES
-from .scene import TabletopSim
+from .scene import DEFAULT_MAX_DELTA, DEFAULT_MAX_ROT_DELTA, TabletopSim
 
 OBS_MODES = ('state', 'image', 'state+image')
 PROPRIO_SIZE = 15
@@ -39,6 +39,29 @@ PROPRIO_SIZE = 15
 STATE_BOUND = 10.0
 ENV_IDS = {name: 'VisualRL/' + ''.join(part.capitalize() for part in name.split('_')) + '-v0'
            for name in TASK_NAMES}
+
+
+def delta_scale(max_delta: float = DEFAULT_MAX_DELTA,
+                max_rot_delta: float = DEFAULT_MAX_ROT_DELTA) -> np.ndarray:
+    """Return the physical size of a normalised delta action's +-1 per value."""
+    return np.array([max_delta] * 3 + [max_rot_delta] * 3 + [0.5])
+
+
+def delta_to_physical(action: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Map a normalised delta action in [-1, 1]^7 to physical units (gripper 0..1)."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape[-1:] != (7,):
+        raise ValueError(f'action must have 7 values, got shape {a.shape}')
+    out = np.minimum(np.maximum(a, -1.0), 1.0) * scale
+    out[..., 6] += 0.5
+    return out
+
+
+def physical_to_delta(physical: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Map physical delta actions (an expert's, a bag's) into [-1, 1]^7, clipped."""
+    p = np.array(physical, dtype=np.float64)
+    p[..., 6] -= 0.5
+    return np.clip(p / scale, -1.0, 1.0).astype(np.float32)
 
 
 class VisualRLEnv(gym.Env):
@@ -64,8 +87,7 @@ class VisualRLEnv(gym.Env):
         if obs_mode != 'state' and not self.views:
             raise ValueError(f'obs_mode {obs_mode!r} needs at least one camera in the config')
         self.action_space = self._action_space()
-        self._action_scale = np.array([self.sim.max_delta] * 3 + [self.sim.max_rot_delta] * 3
-                                      + [0.5])
+        self._action_scale = delta_scale(self.sim.max_delta, self.sim.max_rot_delta)
         self.observation_space = self._observation_space()
 
     @property
@@ -120,23 +142,15 @@ class VisualRLEnv(gym.Env):
 
     def _physical_action(self, action: np.ndarray) -> np.ndarray:
         """Map a normalised delta action to the simulator's physical units."""
-        a = np.asarray(action, dtype=np.float64)
         if self.config.action_mode != 'delta':
-            return a
-        if a.shape != (7,):
-            raise ValueError(f'action must have 7 values, got shape {a.shape}')
-        out = np.minimum(np.maximum(a, -1.0), 1.0) * self._action_scale
-        out[6] += 0.5
-        return out
+            return np.asarray(action, dtype=np.float64)
+        return delta_to_physical(action, self._action_scale)
 
     def normalize_action(self, physical: np.ndarray) -> np.ndarray:
         """Map a physical delta action (e.g. from an expert) into this env's action space."""
         if self.config.action_mode != 'delta':
             return np.asarray(physical, dtype=np.float32)
-        p = np.asarray(physical, dtype=np.float64)
-        out = np.concatenate([p[:3] / self.sim.max_delta, p[3:6] / self.sim.max_rot_delta,
-                              [2.0 * p[6] - 1.0]])
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        return physical_to_delta(physical, self._action_scale)
 
     def reset(self, *, seed: Optional[int] = None,
               options: Optional[dict[str, Any]] = None) -> tuple[Any, dict[str, Any]]:

@@ -37,6 +37,9 @@ PARKING_Z = -5.0
 TABLE_HALF = (0.6, 0.75, 0.025)
 TABLE_CENTRE = (0.35, 0.0, -0.025)
 TABLE_COLOR = (0.75, 0.65, 0.5, 1.0)
+#: Per-step limits of a delta action: metres of translation, radians of rotation.
+DEFAULT_MAX_DELTA = 0.05
+DEFAULT_MAX_ROT_DELTA = 0.2
 
 
 @dataclass
@@ -54,7 +57,8 @@ class TabletopSim:
     """A Panda tabletop scene stepping at the control rate of its ``SimConfig``."""
 
     def __init__(self, config: Optional[SimConfig] = None, workspace: Workspace = Workspace(),
-                 max_delta: float = 0.05, max_rot_delta: float = 0.2):
+                 max_delta: float = DEFAULT_MAX_DELTA,
+                 max_rot_delta: float = DEFAULT_MAX_ROT_DELTA):
         """Connect a private PyBullet client and build the configured task."""
         self.config = config or SimConfig()
         self.workspace = workspace

@@ -12,6 +12,10 @@ from .gym_env import VisualRLEnv
 
 # PyBullet clients must not be inherited through fork; workers start fresh.
 CONTEXT = 'spawn'
+#: Training episodes draw seeds from [TRAIN_SEED_FLOOR, TRAIN_SEED_FLOOR + TRAIN_SEED_SPAN), far
+#: from the small evaluation and validation seeds used by convention.
+TRAIN_SEED_FLOOR = 1 << 20
+TRAIN_SEED_SPAN = 1 << 30
 
 
 def make_vector_env(task: str, num_envs: int, obs_mode: str = 'state', seed: int = 0,

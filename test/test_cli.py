@@ -44,7 +44,8 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
 #: Every documented command, by its exact name.
 DOCUMENTED = ('eval', 'collect', 'record', 'bringup', 'bench', 'demo', 'train-bc',
               'train-residual', 'distill', 'models', 'relabel', 'train-affordance', 'affordance',
-              'curves', 'reward-quality', 'stages', 'keyframes', 'train-world-model')
+              'curves', 'reward-quality', 'stages', 'keyframes', 'train-world-model',
+              'train-horizon')
 
 
 def test_help_lists_every_command_by_its_exact_name():

@@ -22,10 +22,11 @@ def test_every_graph_is_well_formed():
             assert node.param_path().is_file()
             assert ':' in node.factory
     assert [n.name for n in graphs.graph('sim').nodes] == [
-        'sim_node', 'camera_node', 'affordance_node']
-    assert [n.name for n in graphs.graph('real').nodes] == ['camera_node', 'affordance_node']
+        'sim_node', 'camera_node', 'affordance_node', 'world_model_node']
+    assert [n.name for n in graphs.graph('real').nodes] == ['camera_node', 'affordance_node',
+                                                            'world_model_node']
     assert [n.name for g in graphs.GRAPHS.values() for n in g.nodes if n.switch] == [
-        'affordance_node', 'affordance_node']
+        'affordance_node', 'world_model_node', 'affordance_node', 'world_model_node']
     with pytest.raises(ValueError, match='known graphs: sim, real, replay'):
         graphs.graph('moon')
 

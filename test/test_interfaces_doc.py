@@ -8,6 +8,7 @@ from visual_rl_stack.perception.camera_node import PARAMS as CAMERA_PARAMS
 from visual_rl_stack.residual_policy.policy_node import PARAMS as POLICY_PARAMS
 from visual_rl_stack.sim.sim_node import PARAMS as SIM_PARAMS
 from visual_rl_stack.vlm_affordance.affordance_node import PARAMS as AFFORDANCE_PARAMS
+from visual_rl_stack.world_model.world_model_node import PARAMS as WORLD_MODEL_PARAMS
 
 DOC = Path(__file__).resolve().parent.parent / 'docs' / 'interfaces.md'
 
@@ -23,7 +24,8 @@ def _section(node: str) -> str:
                                          ('camera_node', CAMERA_PARAMS),
                                          ('recorder', RECORDER_PARAMS),
                                          ('policy_node', POLICY_PARAMS),
-                                         ('affordance_node', AFFORDANCE_PARAMS)])
+                                         ('affordance_node', AFFORDANCE_PARAMS),
+                                         ('world_model_node', WORLD_MODEL_PARAMS)])
 def test_every_parameter_is_documented(node, specs):
     section = _section(node)
     missing = [name for name in specs if f'| `{name}` |' not in section]

@@ -15,9 +15,10 @@ from std_msgs.msg import Float32MultiArray, Float64, String
 from std_srvs.srv import SetBool, Trigger
 from visual_rl_stack.core.policy import PolicyOptions
 from visual_rl_stack.data.collect import collect
+from visual_rl_stack.perception.preprocess import split_tiled
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
-from visual_rl_stack.residual_policy.policy_node import PolicyNode, split_tiled
+from visual_rl_stack.residual_policy.policy_node import PolicyNode
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import GraphRunner
 from visual_rl_stack.ros.msg_conversions import (make_joint_state, make_labelled_array,

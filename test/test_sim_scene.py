@@ -5,6 +5,7 @@ import pytest
 from visual_rl_stack.sim.config import SimConfig, TASK_NAMES
 from visual_rl_stack.sim.robot import DOWN, quat_from_rotvec, quat_multiply
 from visual_rl_stack.sim.scene import TabletopSim
+from visual_rl_stack.sim.tasks import task_for_state, TASKS
 
 HOLD = np.array([0, 0, 0, 0, 0, 0, 1.0])
 
@@ -130,3 +131,17 @@ def test_absolute_mode_bounds_and_step():
         assert np.linalg.norm(sim.robot_state().ee_position - [0.5, 0.1, 0.2]) < 0.005
     finally:
         sim.close()
+
+
+def test_every_task_declares_its_privileged_state_fields_and_is_told_by_them():
+    for name in TASK_NAMES:
+        sim = TabletopSim(SimConfig(task=name, cameras=()))
+        try:
+            sim.reset(seed=0)
+            fields = tuple(sim.task_state())
+        finally:
+            sim.close()
+        assert fields == TASKS[name].state_fields, name
+        assert task_for_state(reversed(fields)) == name
+    with pytest.raises(ValueError, match='no task has'):
+        task_for_state(['cube_position'])

@@ -38,7 +38,7 @@ def test_shapes_patches_round_trip_and_bad_input():
     pixels, reward = model(images, masks)
     assert pixels.shape == (2, 3, 16, 192) and reward.shape == (2,)
     assert torch.equal(model.unpatchify(model.patchify(images)), images)
-    assert model.features(images).shape == (2, 32)
+    assert model.features(images).shape == (2, model.feature_size) == (2, 3 * 32)
     with pytest.raises(ValueError, match='images must be'):
         model(torch.rand(2, 2, 3, 32, 32), masks)
     with pytest.raises(ValueError, match='patch_size'):

@@ -17,6 +17,7 @@ model imagines ahead and over which a mask is held.
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -63,6 +64,53 @@ class Keyframes:
         return [i for i, r in zip(self.indices, self.reasons) if r == reason]
 
 
+class KeyframeDetector:
+    """Finds keyframes one frame at a time (a live stream; :func:`find_keyframes` for episodes)."""
+
+    def __init__(self, control_hz: float, settings: KeyframeSettings = KeyframeSettings()):
+        """Judge frames arriving at ``control_hz`` with ``settings``."""
+        if control_hz <= 0:
+            raise ValueError(f'control_hz must be positive, got {control_hz}')
+        self.control_hz, self.settings = control_hz, settings
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode: the next frame is its first."""
+        self.frame = -1
+        self.previous: Optional[tuple[np.ndarray, float]] = None
+        self.closed = False
+        self.previous_stopped = False
+        self.last_keyframe = -2
+
+    def update(self, joint_positions: np.ndarray, gripper_width: float) -> Optional[str]:
+        """Return why this frame is a keyframe (stop, gripper), or None; ValueError on NaN."""
+        q = np.asarray(joint_positions, dtype=np.float64).reshape(-1)
+        width = float(gripper_width)
+        if not np.isfinite(q).all() or not np.isfinite(width):
+            raise ValueError('joint positions and gripper width must be finite')
+        self.frame += 1
+        closed = next_closed(self.closed, width, self.settings)
+        previous, self.previous = self.previous, (q, width)
+        if previous is None:
+            self.closed = closed
+            return None
+        if previous[0].shape != q.shape:
+            raise ValueError(f'joint count changed from {previous[0].size} to {q.size}')
+        speed = np.abs(q - previous[0]).max(initial=0.0) * self.control_hz
+        stopped = (speed < self.settings.velocity_threshold
+                   and abs(width - previous[1]) < self.settings.gripper_still)
+        toggled, self.closed = closed != self.closed, closed
+        reason = None
+        if toggled:
+            reason = GRIPPER
+        elif stopped and not self.previous_stopped and self.last_keyframe != self.frame - 1:
+            reason = STOP
+        if reason is not None:
+            self.last_keyframe = self.frame
+        self.previous_stopped = stopped or toggled
+        return reason
+
+
 def find_keyframes(joint_positions: np.ndarray, gripper_width: np.ndarray, control_hz: float,
                    settings: KeyframeSettings = KeyframeSettings()) -> Keyframes:
     """Return the keyframes of an episode with ``T x J`` joint positions and ``T`` widths."""
@@ -71,41 +119,23 @@ def find_keyframes(joint_positions: np.ndarray, gripper_width: np.ndarray, contr
     if q.ndim != 2 or len(q) != len(width) or len(q) == 0:
         raise ValueError(f'need T x J joint positions and T gripper widths, got {q.shape} and '
                          f'{width.shape}')
-    if control_hz <= 0 or not np.isfinite(q).all() or not np.isfinite(width).all():
-        raise ValueError('joint positions and widths must be finite and the rate positive')
-    length = len(q)
-    speed = np.full(length, np.inf)
-    speed[1:] = np.abs(np.diff(q, axis=0)).max(axis=1) * control_hz
-    finger_step = np.zeros(length)
-    finger_step[1:] = np.abs(np.diff(width))
-    closed = gripper_closed(width, settings)
+    detector = KeyframeDetector(control_hz, settings)
     indices, reasons = [], []
-    previous_stopped = False
-    for t in range(1, length):
-        toggled = bool(closed[t] != closed[t - 1])
-        stopped = (speed[t] < settings.velocity_threshold
-                   and finger_step[t] < settings.gripper_still)
-        if toggled:
+    for t in range(len(q)):
+        reason = detector.update(q[t], width[t])
+        if reason is not None:
             indices.append(t)
-            reasons.append(GRIPPER)
-        elif stopped and not previous_stopped and not (indices and indices[-1] == t - 1):
-            indices.append(t)
-            reasons.append(STOP)
-        previous_stopped = stopped or toggled
-    if not indices or indices[-1] != length - 1:
-        indices.append(length - 1)
+            reasons.append(reason)
+    if not indices or indices[-1] != len(q) - 1:
+        indices.append(len(q) - 1)
         reasons.append(LAST)
-    return Keyframes(tuple(indices), tuple(reasons), length)
+    return Keyframes(tuple(indices), tuple(reasons), len(q))
 
 
-def gripper_closed(width: np.ndarray, settings: KeyframeSettings) -> np.ndarray:
-    """Return per frame whether the gripper is closed, with hysteresis between the fractions."""
-    closed = np.zeros(len(width), dtype=bool)
-    state = False
-    for t, w in enumerate(width / settings.max_gripper_width):
-        state = w < settings.open_fraction if state else w < settings.closed_fraction
-        closed[t] = state
-    return closed
+def next_closed(closed: bool, width: float, settings: KeyframeSettings) -> bool:
+    """Return whether the gripper is closed after a frame of ``width``, given it was ``closed``."""
+    fraction = width / settings.max_gripper_width
+    return fraction < settings.open_fraction if closed else fraction < settings.closed_fraction
 
 
 def gripper_events(commanded_fraction: np.ndarray, threshold: float = 0.5) -> list[int]:

@@ -34,10 +34,8 @@ from visual_rl_stack.core.rewards import REWARD_ENTRY_POINTS, reward_factory
 from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
 from visual_rl_stack.sim.tasks import has_goal_distance, has_tilt, make_task, TASKS
-from visual_rl_stack.sim.vector_env import CONTEXT
+from visual_rl_stack.sim.vector_env import CONTEXT, TRAIN_SEED_FLOOR, TRAIN_SEED_SPAN
 
-#: Unseeded resets draw episode seeds from [TRAIN_SEED_FLOOR, TRAIN_SEED_FLOOR + 2**30).
-TRAIN_SEED_FLOOR = 1 << 20
 RewardFunction = Callable[[TabletopSim, StepResult], float]
 
 
@@ -180,7 +178,7 @@ class ResidualTaskEnv(gym.Env):
         """Start episode ``seed``, or a fresh training seed when None."""
         super().reset(seed=seed)
         episode_seed = (seed if seed is not None
-                        else TRAIN_SEED_FLOOR + int(self.np_random.integers(1 << 30)))
+                        else TRAIN_SEED_FLOOR + int(self.np_random.integers(TRAIN_SEED_SPAN)))
         self.sim.reset(seed=episode_seed)
         if hasattr(self.reward_fn, 'reset'):
             self.reward_fn.reset(self.sim, episode_seed)

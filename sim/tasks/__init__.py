@@ -1,5 +1,7 @@
 """Tabletop tasks and their registry."""
 
+from typing import Iterable
+
 from visual_rl_stack.sim.config import check_task_name
 
 from .base import has_goal_distance, has_tilt, Task
@@ -23,4 +25,13 @@ def make_task(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ['TASKS', 'Task', 'has_goal_distance', 'has_tilt', 'make_task']
+def task_for_state(fields: Iterable[str]) -> str:
+    """Return the task whose privileged state has exactly ``fields``; ValueError if none."""
+    wanted = set(fields)
+    for name, cls in TASKS.items():
+        if set(cls.state_fields) == wanted:
+            return name
+    raise ValueError(f'no task has the state fields {sorted(wanted)}')
+
+
+__all__ = ['TASKS', 'Task', 'has_goal_distance', 'has_tilt', 'make_task', 'task_for_state']

@@ -40,6 +40,8 @@ class Task:
 
     name = 'task'
     max_episode_steps = 100
+    #: The keys of :meth:`privileged_state`, in order (what tells a task by its /task/state).
+    state_fields: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         """Start without a simulator; ``build`` attaches one."""

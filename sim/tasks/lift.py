@@ -18,6 +18,7 @@ class LiftTask(Task):
 
     name = 'lift'
     max_episode_steps = 60
+    state_fields = ('cube_position', 'cube_orientation')
 
     def instruction(self) -> str:
         """Describe the goal."""

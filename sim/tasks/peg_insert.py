@@ -24,6 +24,7 @@ class PegInsertTask(Task):
 
     name = 'peg_insert'
     max_episode_steps = 150
+    state_fields = ('peg_position', 'peg_orientation', 'hole_position', 'hole_orientation')
 
     def instruction(self) -> str:
         """Describe the goal."""

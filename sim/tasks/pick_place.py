@@ -18,6 +18,7 @@ class PickPlaceTask(Task):
 
     name = 'pick_place'
     max_episode_steps = 100
+    state_fields = ('cube_position', 'cube_orientation', 'target_position')
 
     def instruction(self) -> str:
         """Describe the goal."""

@@ -19,6 +19,7 @@ class PushTask(Task):
 
     name = 'push'
     max_episode_steps = 100
+    state_fields = ('block_position', 'block_orientation', 'goal_position')
 
     def instruction(self) -> str:
         """Describe the goal."""

@@ -18,6 +18,7 @@ class ReachTask(Task):
 
     name = 'reach'
     max_episode_steps = 50
+    state_fields = ('target_position',)
 
     def instruction(self) -> str:
         """Describe the goal."""

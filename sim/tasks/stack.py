@@ -14,12 +14,18 @@ XY_TOLERANCE = 0.02
 Z_TOLERANCE = 0.008
 
 
+def cube_fields(count: int) -> tuple[str, ...]:
+    """Return the privileged-state keys of ``count`` cubes."""
+    return tuple(f'cube{i}_{part}' for i in range(count) for part in ('position', 'orientation'))
+
+
 class StackTask(Task):
     """Stack cube 1 on cube 0 (and cube 2 on cube 1); success once released."""
 
     name = 'stack'
     n_blocks = 2
     max_episode_steps = 120
+    state_fields = cube_fields(2)
 
     def instruction(self) -> str:
         """Describe the goal, bottom-up."""
@@ -76,3 +82,4 @@ class Stack3Task(StackTask):
     name = 'stack3'
     n_blocks = 3
     max_episode_steps = 200
+    state_fields = cube_fields(3)

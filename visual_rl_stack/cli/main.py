@@ -34,8 +34,10 @@ COMMANDS = {
                    'measure an affordance backend against privileged keypoints on a task'),
     'curves': ('curves', 'validation curves of groups of runs in one PNG, and who got there '
                'first'),
-    'train-world-model': ('train_world_model', "train the world model's multi-view masked "
-                          'autoencoder from demonstration bags (RoboHorizon)'),
+    'train-world-model': ('train_world_model', 'train the world model (multi-view MAE, then '
+                          'RSSM latent dynamics) from demonstration bags (RoboHorizon)'),
+    'train-horizon': ('train_horizon', 'train an actor-critic in a world model, alternating '
+                      'with real rollouts (RoboHorizon)'),
     'stages': ('stages', 'the numbered stages a planner makes of an instruction (RoboHorizon)'),
     'keyframes': ('keyframes', 'key frames of recorded episode bags, with a PNG strip each'),
     'models': ('models', 'list the shipped trained models, or ship a run'),

@@ -34,6 +34,7 @@ MODEL_CARD = 'model.json'
 #: Policy kinds a run folder can hold, by its layout when its config does not say.
 BC_KIND = 'bc'
 RESIDUAL_KIND = 'residual'
+WORLD_MODEL_KIND = 'world_model'
 
 
 def run_kind(run_dir: Path, run_config: Optional[dict] = None) -> str:

@@ -115,22 +115,29 @@ AFFORDANCE_NODE = NodeSpec(executable='affordance_node', name='affordance_node',
                            param_file='sim_graph.yaml',
                            factory=f'{PACKAGE}.vlm_affordance.affordance_node:AffordanceNode',
                            switch='affordance')
+#: Stage, progress, predicted reward and keyframes (RoboHorizon); ``world_model:=false``
+#: (launch) or ``--without world_model_node`` (``vrl bringup``) leaves it out.
+WORLD_MODEL_NODE = NodeSpec(executable='world_model_node', name='world_model_node',
+                            param_file='sim_graph.yaml',
+                            factory=f'{PACKAGE}.world_model.world_model_node:WorldModelNode',
+                            switch='world_model')
 #: The policy node, started beside a graph (``vrl eval --via-ros``, ``ros2 run``), not in one.
 POLICY_NODE = NodeSpec(executable='policy_node', name='policy_node',
                        param_file='policy_node.yaml',
                        factory=f'{PACKAGE}.residual_policy.policy_node:PolicyNode')
 
 GRAPHS = {
-    'sim': GraphSpec('sim', (SIM_NODE, CAMERA_NODE, AFFORDANCE_NODE), use_sim_time=True,
-                     description='PyBullet simulator publishing /clock, plus the camera and '
-                                 'affordance nodes'),
+    'sim': GraphSpec('sim', (SIM_NODE, CAMERA_NODE, AFFORDANCE_NODE, WORLD_MODEL_NODE),
+                     use_sim_time=True,
+                     description='PyBullet simulator publishing /clock, plus the camera, '
+                                 'affordance and world-model nodes'),
     'real': GraphSpec(
         'real', tuple(NodeSpec(**{**spec.__dict__, 'param_file': 'real_graph.yaml',
                                   'remappings': real_camera_remappings(REAL_CAMERAS)})
-                      for spec in (CAMERA_NODE, AFFORDANCE_NODE)),
+                      for spec in (CAMERA_NODE, AFFORDANCE_NODE, WORLD_MODEL_NODE)),
         use_sim_time=False,
-        description='camera and affordance nodes on real RealSense driver topics (start the '
-                    'drivers yourself)'),
+        description='camera, affordance and world-model nodes on real RealSense driver topics '
+                    '(start the drivers yourself)'),
     'replay': GraphSpec('replay', (CAMERA_NODE,), use_sim_time=True,
                         description='camera node on a bag played with `ros2 bag play --clock`'),
 }

@@ -29,6 +29,10 @@ AFFORDANCE_KEYPOINTS = '/affordance/keypoints'
 AFFORDANCE_MARKERS = '/affordance/markers'
 AFFORDANCE_QUERY = '/affordance/query'
 DENSE_REWARD = '/reward/dense'
+WORLD_MODEL_STAGE = '/world_model/stage'
+WORLD_MODEL_PROGRESS = '/world_model/progress'
+WORLD_MODEL_REWARD = '/world_model/reward'
+WORLD_MODEL_KEYFRAME = '/world_model/keyframe'
 
 
 def color_topic(camera: str) -> str:

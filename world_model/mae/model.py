@@ -10,9 +10,15 @@ squared error over hidden patches only, as in MAE.
 
 from dataclasses import asdict, dataclass, field
 import math
+from pathlib import Path
+from typing import Union
 
 import torch
 from torch import nn
+from visual_rl_stack.core.checkpoints import load_checkpoint
+
+#: The MAE's checkpoint folder in a world-model run, and its checkpoint kind.
+MAE_DIR, MAE_KIND = 'mae', 'world_model_mae'
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,39 @@ class MultiViewMAE(nn.Module):
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Return ``B x width`` features of fully visible views (what the dynamics model reads)."""
+        """
+        Return ``B x (V * width)`` features of fully visible views (what the dynamics read).
+
+        Each view's encoded tokens are averaged on their own, so the features
+        keep which view saw what.
+        """
         tokens = self.tokens(images)
-        return self.encoder_norm(self.encoder(tokens.flatten(1, 2))).mean(1)
+        encoded = self.encoder_norm(self.encoder(tokens.flatten(1, 2)))
+        return encoded.reshape(tokens.shape).mean(2).flatten(1)
+
+    @torch.no_grad()
+    def predict_progress(self, images: torch.Tensor) -> torch.Tensor:
+        """
+        Return the staged progress the reward head reads from ``B x V x 3 x H x W`` images.
+
+        As in training, the head sees one view's tokens at a time; the
+        prediction is the mean over the views.
+        """
+        tokens = self.tokens(images)
+        predictions = [self.reward_head(self.encoder_norm(self.encoder(tokens[:, v])).mean(1))
+                       for v in range(tokens.shape[1])]
+        return torch.cat(predictions, -1).mean(-1)
+
+    @property
+    def feature_size(self) -> int:
+        """Return the size of :meth:`features`."""
+        return len(self.config.views) * self.config.width
+
+
+def load_mae(run: Union[str, Path]) -> MultiViewMAE:
+    """Return the frozen MAE of a world-model run folder (or of its ``mae/`` checkpoint)."""
+    path = Path(run)
+    path = path / MAE_DIR if (path / MAE_DIR).is_dir() else path
+    mae = load_checkpoint(path, lambda config, _: MultiViewMAE(MAEConfig.from_dict(config)),
+                          MAE_KIND)
+    return mae.eval().requires_grad_(False)

@@ -28,10 +28,7 @@ from visual_rl_stack.data.dataset import episode_bags
 
 from .data import Frames, load_frames, sample_clips
 from .masking import tube_masks, view_patch_masks
-from .model import MAEConfig, MultiViewMAE
-
-KIND = 'world_model_mae'
-CHECKPOINT = 'mae'
+from .model import MAE_DIR, MAE_KIND, MAEConfig, MultiViewMAE
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,7 @@ def train_mae(settings: MAETrainSettings, config: MAEConfig, out_dir: Path,
                 break
     writer.close()
     model.eval()
-    save_checkpoint(out_dir / CHECKPOINT, model, config.to_dict(), {}, KIND)
+    save_checkpoint(out_dir / MAE_DIR, model, config.to_dict(), {}, MAE_KIND)
     plot_curves(rows, out_dir / 'curves.png')
     plot_reconstruction(model, held_out, out_dir / 'reconstruction.png', settings.seed)
     summary = {'steps': step, 'seconds': round(time.monotonic() - start, 1),
