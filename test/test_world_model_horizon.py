@@ -4,10 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from rclpy.parameter import Parameter
 import torch
 from visual_rl_stack.core.policy import open_policy, policy_kind
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.evaluation.episodes import evaluate
+from visual_rl_stack.residual_policy.policy_node import PolicyNode
 from visual_rl_stack.world_model.behavior.env import ViewTaskEnv
 from visual_rl_stack.world_model.behavior.train_horizon import (HorizonSettings, HorizonTrainer,
                                                                 imagination_horizon)
@@ -51,7 +53,8 @@ def test_a_world_model_without_dynamics_is_refused(tmp_path):
         load_world_model(tmp_path)
 
 
-def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_path):
+def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_path,
+                                                               ros_context):
     run, _ = world_model
     out = tmp_path / 'agent'
     settings = HorizonSettings('lift', str(run), reward='sparse', env_steps=40, num_envs=1,
@@ -78,6 +81,14 @@ def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_p
         policy.check_compatible('stack', 'delta')
     result = evaluate('lift', str(out), 1, 1000, progress=False)
     assert result['episodes'] == 1 and 0.0 <= result['success_rate'] <= 1.0
+    # The policy node drives the arm with it as with any policy: inactive, behind the filter.
+    node = PolicyNode(context=ros_context, parameter_overrides=[
+        Parameter('policy', value=str(out)), Parameter('device', value='cpu')])
+    try:
+        assert node.runner.kind == 'world_model' and node.action_mode == 'delta'
+        assert not node.active and not node.needs_task
+    finally:
+        node.destroy_node()
 
 
 def test_view_env_pays_the_staged_reward_and_draws_training_seeds():

@@ -162,3 +162,12 @@ def test_recorded_bags_get_the_same_stages_as_the_live_episode(tmp_path):
     assert [s.completed for s in recorded] == [s.completed for s in live[:len(recorded)]]
     with pytest.raises(ValueError, match='lacks the pick_place state'):
         episode_statuses(episode, 'pick_place', plan)
+
+
+def test_evaluation_records_how_far_each_episode_got_through_the_plan():
+    from visual_rl_stack.evaluation.episodes import evaluate
+    result = evaluate('pick_place', 'expert', 2, 1000, progress=False, stage_progress='staged')
+    assert result['mean_stage_progress'] == 1.0
+    assert [e['stage_progress'] for e in result['per_episode']] == [1.0, 1.0]
+    plain = evaluate('reach', 'expert', 1, 1000, progress=False)
+    assert plain['mean_stage_progress'] is None and plain['per_episode'][0]['stage_progress'] is None

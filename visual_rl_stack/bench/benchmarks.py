@@ -7,14 +7,15 @@ camera-to-multiview latency over DDS; ``policy`` measures diffusion-policy
 chunk inference on the CPU at DDIM 4, 8 and 16 (state and image policies, see
 :mod:`visual_rl_stack.residual_policy.diffusion_bc.latency_bench`); ``rl`` compares residual
 PPO's training throughput with the raw vectorised environment and with
-stable-baselines3's PPO (:mod:`visual_rl_stack.residual_policy.resip.rl_bench`).
-Results are JSON for docs/results.md.
+stable-baselines3's PPO (:mod:`visual_rl_stack.residual_policy.resip.rl_bench`);
+``world-model`` times the world-model node's per-step update
+(:mod:`visual_rl_stack.world_model.monitor_bench`). Results are JSON for docs/results.md.
 """
 
 from pathlib import Path
 from typing import Optional
 
-SUITES = ('sim', 'perception', 'policy', 'rl', 'all')
+SUITES = ('sim', 'perception', 'policy', 'rl', 'world-model', 'all')
 
 
 def bench_sim(task: str, steps: int, views: list[str], size: int, repeats: int) -> dict:
@@ -96,4 +97,18 @@ def bench_rl(task: str, base: str, envs: int, iterations: int) -> dict:
           f'{resip["train_steps_per_s"]:.0f}/s ({result["resip_train_over_raw"]:.2f}x raw); '
           + (f'SB3 PPO {sb3["steps_per_s"]:.0f}/s' if sb3.get('steps_per_s')
              else f'SB3: {sb3["reason"]}'))
+    return result
+
+
+def bench_world_model(task: str, world_model: Optional[Path], episodes: int) -> dict:
+    """The world-model node's update latency, privileged state only and with the MAE."""
+    from visual_rl_stack.world_model.mae.model import load_mae
+    from visual_rl_stack.world_model.monitor_bench import monitor_latency
+    result = {'privileged': monitor_latency(task, episodes)}
+    if world_model is not None:
+        result['with_world_model'] = monitor_latency(task, episodes, load_mae(world_model))
+    for name, row in result.items():
+        print(f'world-model node [{task}, {name}] update median {row["median_ms"]:.2f} ms, '
+              f'p99 {row["p99_ms"]:.2f} ms over {row["updates"]} steps '
+              f'({100 * row["ok_fraction"]:.0f} % judged OK)')
     return result

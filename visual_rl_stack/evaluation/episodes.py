@@ -16,13 +16,14 @@ resolution of the training images), and the result adds the policy's report
 from dataclasses import asdict, dataclass, replace
 import datetime
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from tqdm import tqdm
 from visual_rl_stack.core.observation import sim_observation
 from visual_rl_stack.core.policy import Controller, open_policy, Policy, PolicyOptions
 from visual_rl_stack.core.records import machine_description
+from visual_rl_stack.core.rewards import reward_factory
 from visual_rl_stack.sim.config import default_cameras, SimConfig
 from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.scene import TabletopSim
@@ -45,21 +46,37 @@ class EpisodeResult:
     steps: int
     episode_return: float
     wall_s: float
+    #: The furthest the episode got through the instruction's plan (0-1), when measured.
+    stage_progress: Optional[float] = None
 
 
-def run_episode(sim: TabletopSim, controller: Controller, seed: int) -> EpisodeResult:
-    """Run one episode from ``seed`` until success or the step limit."""
+def run_episode(sim: TabletopSim, controller: Controller, seed: int,
+                progress: Optional[Any] = None) -> EpisodeResult:
+    """
+    Run one episode from ``seed`` until success or the step limit.
+
+    ``progress`` is a registered reward with a ``progress`` (0-1) attribute,
+    e.g. ``staged`` (:mod:`visual_rl_stack.core.rewards`): the episode records
+    the highest it reached, which tells apart failures that got nowhere from
+    ones that failed at the last stage.
+    """
     start = time.perf_counter()
     sim.reset(seed=seed)
     controller.reset()
-    total, success, steps = 0.0, False, 0
+    if progress is not None:
+        progress.reset(sim, seed)
+    total, success, steps, furthest = 0.0, False, 0, 0.0
     for steps in range(1, sim.max_episode_steps + 1):
         result = sim.step(controller.act(sim))
         total += result.reward
+        if progress is not None:
+            progress(sim, result)
+            furthest = max(furthest, 1.0 if result.success else float(progress.progress))
         if result.success:
             success = True
             break
-    return EpisodeResult(seed, success, steps, total, time.perf_counter() - start)
+    return EpisodeResult(seed, success, steps, total, time.perf_counter() - start,
+                         furthest if progress is not None else None)
 
 
 def policy_sim_config(task: str, policy: Policy, config: Optional[SimConfig] = None) -> SimConfig:
@@ -96,13 +113,17 @@ def open_evaluated_policy(policy_name: str, options: PolicyOptions) -> Policy:
 
 def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
              config: Optional[SimConfig] = None, progress: bool = True,
-             options: Optional[PolicyOptions] = None) -> dict:
+             options: Optional[PolicyOptions] = None,
+             stage_progress: Optional[str] = None) -> dict:
     """
     Evaluate ``policy_name`` on ``task`` for seeds ``seed_start .. seed_start+episodes-1``.
 
     ``policy_name`` is a key of ``CONTROLLERS`` or a policy source for
     :func:`open_policy`, opened with ``options`` (its seed defaults to ``seed_start``).
+    ``stage_progress`` names a registered reward (``staged``) whose progress
+    every episode records (:func:`run_episode`).
     """
+    tracker = None if stage_progress is None else reward_factory(stage_progress)(task)
     policy = None
     if policy_name not in CONTROLLERS:
         options = replace(options, seed=seed_start) if options else PolicyOptions(seed=seed_start)
@@ -120,7 +141,7 @@ def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
             controller = PolicyController(policy, sim)
         seeds = range(seed_start, seed_start + episodes)
         bar = tqdm(seeds, desc=f'eval {task}/{policy_name}', disable=not progress)
-        results = [run_episode(sim, controller, seed) for seed in bar]
+        results = [run_episode(sim, controller, seed, tracker) for seed in bar]
     finally:
         sim.close()
     return summarise_episodes(task, policy_name, seed_start, results, policy)
@@ -163,6 +184,8 @@ def summarise_episodes(task: str, policy_name: str, seed_start: int,
         'task': task, 'policy': policy_name, 'episodes': len(results), 'seed_start': seed_start,
         'successes': successes, 'success_rate': successes / len(results),
         'mean_episode_length': float(np.mean([r.steps for r in results])),
+        'mean_stage_progress': (None if any(r.stage_progress is None for r in results)
+                                else float(np.mean([r.stage_progress for r in results]))),
         'per_episode': [asdict(r) for r in results],
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'machine': machine_description(),

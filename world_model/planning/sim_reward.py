@@ -56,6 +56,11 @@ class SimStagedReward:
         return self.phi
 
     @property
+    def progress(self) -> float:
+        """Return the plan's progress (0-1) in the latest state; 0 without a plan."""
+        return 0.0 if self.status is None else float(self.status.progress)
+
+    @property
     def planned(self) -> bool:
         """Return whether this episode has a plan (else the reward is sparse only)."""
         return self.reward is not None

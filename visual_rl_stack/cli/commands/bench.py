@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from visual_rl_stack.bench.benchmarks import (bench_perception, bench_policy, bench_rl, bench_sim,
-                                              SUITES)
+                                              bench_world_model, SUITES)
 from visual_rl_stack.core.records import machine_description, write_json
 
 
@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--rl-envs', type=int, default=8, help='worker envs of the rl suite')
     parser.add_argument('--rl-iterations', type=int, default=3,
                         help='PPO iterations timed in the rl suite (100 steps per env each)')
+    parser.add_argument('--wm-task', default='stack', help='task of the world-model suite')
+    parser.add_argument('--world-model', type=Path, metavar='RUN',
+                        help='world-model run whose MAE the world-model suite also times')
+    parser.add_argument('--wm-episodes', type=int, default=3,
+                        help='expert episodes of the world-model suite')
     parser.add_argument('--json', type=Path, help='write the results here')
 
 
@@ -44,7 +49,8 @@ def main(args: argparse.Namespace) -> int:
         'policy_state': args.policy_state and str(args.policy_state),
         'policy_image': args.policy_image and str(args.policy_image),
         'rl_task': args.rl_task, 'rl_base': args.rl_base, 'rl_envs': args.rl_envs,
-        'rl_iterations': args.rl_iterations}}
+        'rl_iterations': args.rl_iterations, 'wm_task': args.wm_task,
+        'world_model': args.world_model and str(args.world_model)}}
     if args.suite in ('sim', 'all'):
         results['sim'] = bench_sim(args.task, args.steps, args.views, args.size, args.repeats)
     if args.suite in ('perception', 'all'):
@@ -53,6 +59,9 @@ def main(args: argparse.Namespace) -> int:
         results['policy'] = bench_policy(args.policy_state, args.policy_image, args.chunks)
     if args.suite in ('rl', 'all'):
         results['rl'] = bench_rl(args.rl_task, args.rl_base, args.rl_envs, args.rl_iterations)
+    if args.suite in ('world-model', 'all'):
+        results['world_model'] = bench_world_model(args.wm_task, args.world_model,
+                                                   args.wm_episodes)
     if args.json:
         write_json(results, args.json)
         print(f'wrote {args.json}')

@@ -50,6 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='with --finetune-out: the std_msgs/Float32 reward to fine-tune on, '
                              'e.g. /reward/dense (the KAGI reward of the affordance node; add '
                              '--extra-views front side); default: sparse /task/success')
+    parser.add_argument('--stage-progress', action='store_true',
+                        help="also record how far each episode got through the instruction's "
+                             'staged plan (0-1; the staged reward of the world model, '
+                             'privileged state)')
     parser.add_argument('--extra-views', nargs='+', default=[],
                         help='with --via-ros: camera views the simulator renders besides the '
                              "policy's own (for the affordance node)")
@@ -63,6 +67,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError('--reward-topic is the reward of online fine-tuning; add --finetune-out')
     if args.extra_views and not args.via_ros:
         raise ValueError('--extra-views are rendered for nodes of the ROS graph; add --via-ros')
+    if args.stage_progress and args.via_ros:
+        raise ValueError('--stage-progress reads the simulator in process; drop --via-ros')
     if args.via_ros:
         if args.policy in CONTROLLERS:
             raise ValueError('--via-ros runs a trained policy in the policy node; for the '
@@ -82,13 +88,15 @@ def main(args: argparse.Namespace) -> int:
                                 action_steps=args.action_steps, warm_start=args.warm_start,
                                 noise_scale=args.noise_scale)
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
-                          progress=not args.no_progress, options=options)
+                          progress=not args.no_progress, options=options,
+                          stage_progress='staged' if args.stage_progress else None)
     result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
         'eval'] else None
     if args.json:
         write_json(result, args.json)
     summary = {k: result[k] for k in ('task', 'policy', 'episodes', 'successes', 'success_rate',
-                                      'mean_episode_length') if k in result}
+                                      'mean_episode_length', 'mean_stage_progress')
+               if result.get(k) is not None}
     if 'inference_latency_ms' in result:
         summary['inference_latency_ms'] = result['inference_latency_ms']
     print(json.dumps(summary))
