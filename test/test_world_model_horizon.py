@@ -53,8 +53,7 @@ def test_a_world_model_without_dynamics_is_refused(tmp_path):
         load_world_model(tmp_path)
 
 
-def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_path,
-                                                               ros_context):
+def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_path, ros_context):
     run, _ = world_model
     out = tmp_path / 'agent'
     settings = HorizonSettings('lift', str(run), reward='sparse', env_steps=40, num_envs=1,

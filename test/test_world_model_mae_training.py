@@ -7,9 +7,10 @@ import pytest
 import torch
 from visual_rl_stack.core.checkpoints import read_checkpoint_config
 from visual_rl_stack.data.collect import collect
+from visual_rl_stack.world_model.held_out import split_bags
 from visual_rl_stack.world_model.mae.data import load_frames, sample_clips
 from visual_rl_stack.world_model.mae.model import MAEConfig
-from visual_rl_stack.world_model.mae.training import MAETrainSettings, split_bags, train_mae
+from visual_rl_stack.world_model.mae.training import MAETrainSettings, train_mae
 
 torch.set_num_threads(1)
 CONFIG = MAEConfig(views=('front', 'wrist'), image_size=32, patch_size=8, width=32,

@@ -170,4 +170,5 @@ def test_evaluation_records_how_far_each_episode_got_through_the_plan():
     assert result['mean_stage_progress'] == 1.0
     assert [e['stage_progress'] for e in result['per_episode']] == [1.0, 1.0]
     plain = evaluate('reach', 'expert', 1, 1000, progress=False)
-    assert plain['mean_stage_progress'] is None and plain['per_episode'][0]['stage_progress'] is None
+    assert plain['mean_stage_progress'] is None
+    assert plain['per_episode'][0]['stage_progress'] is None

@@ -101,7 +101,7 @@ def bench_rl(task: str, base: str, envs: int, iterations: int) -> dict:
 
 
 def bench_world_model(task: str, world_model: Optional[Path], episodes: int) -> dict:
-    """The world-model node's update latency, privileged state only and with the MAE."""
+    """Time the world-model node's update, on privileged state only and with the MAE."""
     from visual_rl_stack.world_model.mae.model import load_mae
     from visual_rl_stack.world_model.monitor_bench import monitor_latency
     result = {'privileged': monitor_latency(task, episodes)}

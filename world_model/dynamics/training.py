@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
 import time
-from typing import Optional
 
 from matplotlib.figure import Figure
 import numpy as np
@@ -27,8 +26,8 @@ from visual_rl_stack.core.run_layout import TENSORBOARD
 
 from .rssm import RSSM, RSSM_DIR, RSSM_KIND, RSSMConfig
 from .sequences import demo_sequences, Embedder, EmbedNormalizer, REWARDS, SequenceBuffer
+from ..held_out import HeldOutTraining, split_bags
 from ..mae.model import load_mae
-from ..mae.training import split_bags
 
 METRICS = 'dynamics_metrics.jsonl'
 CURVES = 'dynamics_curves.png'
@@ -36,26 +35,18 @@ LOSS_TERMS = ('embed', 'reward', 'continue', 'kl')
 
 
 @dataclass(frozen=True)
-class RSSMTrainSettings:
-    """How long and on what the dynamics train."""
+class RSSMTrainSettings(HeldOutTraining):
+    """How long and on what the dynamics train: the reward and window beside the shared ones."""
 
-    task: str
-    data: str
-    reward: str = 'staged'
     steps: int = 2000
-    batch: int = 16
+    reward: str = 'staged'
     length: int = 24
-    lr: float = 3e-4
-    seed: int = 0
-    val_fraction: float = 0.1
-    log_every: int = 100
-    val_batches: int = 4
-    time_limit_min: Optional[float] = None
 
     def __post_init__(self) -> None:
         """Refuse settings that train nothing."""
-        if min(self.steps, self.batch, self.length, self.log_every, self.val_batches) < 1:
-            raise ValueError('steps, batch, length, log_every and val_batches must be >= 1')
+        super().__post_init__()
+        if self.length < 1:
+            raise ValueError(f'length must be >= 1, got {self.length}')
         if self.reward not in REWARDS:
             raise ValueError(f'reward must be one of {REWARDS}, got {self.reward!r}')
 

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
 import time
-from typing import Optional
 
 from matplotlib.figure import Figure
 import numpy as np
@@ -24,35 +23,24 @@ from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import save_checkpoint
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.run_layout import METRICS, TENSORBOARD
-from visual_rl_stack.data.dataset import episode_bags
 
 from .data import Frames, load_frames, sample_clips
 from .masking import tube_masks, view_patch_masks
 from .model import MAE_DIR, MAE_KIND, MAEConfig, MultiViewMAE
+from ..held_out import HeldOutTraining, split_bags
 
 
 @dataclass(frozen=True)
-class MAETrainSettings:
-    """How long and on what the MAE trains."""
+class MAETrainSettings(HeldOutTraining):
+    """How long and on what the MAE trains: frames per clip beside the shared settings."""
 
-    task: str
-    data: str
-    steps: int = 3000
-    batch: int = 16
     clip: int = 2
-    lr: float = 3e-4
-    seed: int = 0
-    val_fraction: float = 0.1
-    log_every: int = 100
-    val_batches: int = 4
-    time_limit_min: Optional[float] = None
 
     def __post_init__(self) -> None:
         """Refuse settings that train nothing."""
-        if min(self.steps, self.batch, self.clip, self.log_every, self.val_batches) < 1:
-            raise ValueError('steps, batch, clip, log_every and val_batches must be >= 1')
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f'val_fraction must be in (0, 1), got {self.val_fraction}')
+        super().__post_init__()
+        if self.clip < 1:
+            raise ValueError(f'clip must be >= 1, got {self.clip}')
 
 
 def batch_tensors(frames: Frames, indices: np.ndarray, masks: torch.Tensor
@@ -79,16 +67,6 @@ def evaluate(model: MultiViewMAE, frames: Frames, settings: MAETrainSettings) ->
             for key in totals:
                 totals[key] += losses[key].item() / settings.val_batches
     return totals
-
-
-def split_bags(data: Path, val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """Return (training, held-out) bags: the last ``val_fraction`` (at least one) held out."""
-    bags = episode_bags(data)
-    if len(bags) < 2:
-        raise ValueError(f'{data} has {len(bags)} episode bag(s); the MAE needs at least 2 '
-                         f'(one is held out)')
-    held = max(1, int(round(val_fraction * len(bags))))
-    return bags[:-held], bags[-held:]
 
 
 def train_mae(settings: MAETrainSettings, config: MAEConfig, out_dir: Path,

@@ -57,7 +57,7 @@ class SimStagedReward:
 
     @property
     def progress(self) -> float:
-        """Return the plan's progress (0-1) in the latest state; 0 without a plan."""
+        """Return how far the latest state is through the plan (0-1); 0 without a plan."""
         return 0.0 if self.status is None else float(self.status.progress)
 
     @property

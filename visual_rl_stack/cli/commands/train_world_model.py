@@ -70,8 +70,9 @@ def main(args: argparse.Namespace) -> int:
         print(f'reusing the MAE of {args.mae}')
     else:
         train_mae_stage(args)
-    dynamics = RSSMTrainSettings(args.task, str(args.data), args.reward, args.dynamics_steps,
-                                 seed=args.seed, time_limit_min=args.dynamics_time_limit_min)
+    dynamics = RSSMTrainSettings(args.task, str(args.data), steps=args.dynamics_steps,
+                                 seed=args.seed, time_limit_min=args.dynamics_time_limit_min,
+                                 reward=args.reward)
     summary = train_rssm(dynamics, args.out, not args.no_progress)
     first, final = summary['first'], summary['final']
     print(f'RSSM: {summary["steps"]} steps in {summary["seconds"]:.0f} s; held-out loss '
@@ -88,9 +89,9 @@ def train_mae_stage(args: argparse.Namespace) -> None:
     config = MAEConfig(views=tuple(args.views), image_size=args.image_size, width=args.width,
                        encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
                        patch_ratio=args.patch_ratio)
-    settings = MAETrainSettings(args.task, str(args.data), args.steps, args.batch, args.clip,
-                                args.lr, args.seed, log_every=args.log_every,
-                                time_limit_min=args.time_limit_min)
+    settings = MAETrainSettings(args.task, str(args.data), steps=args.steps, batch=args.batch,
+                                lr=args.lr, seed=args.seed, log_every=args.log_every,
+                                time_limit_min=args.time_limit_min, clip=args.clip)
     summary = train_mae(settings, config, args.out, not args.no_progress)
     final = summary['final']
     print(f'MAE: {summary["steps"]} steps in {summary["seconds"]:.0f} s on '
