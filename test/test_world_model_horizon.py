@@ -9,6 +9,7 @@ import torch
 from visual_rl_stack.core.policy import open_policy, policy_kind
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.evaluation.episodes import evaluate
+from visual_rl_stack.evaluation.learning_curves import load_curve
 from visual_rl_stack.residual_policy.policy_node import PolicyNode
 from visual_rl_stack.world_model.behavior.env import ViewTaskEnv
 from visual_rl_stack.world_model.behavior.train_horizon import (HorizonSettings, HorizonTrainer,
@@ -61,7 +62,7 @@ def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_p
                                eval_every=2, eval_episodes=1)
     summary = HorizonTrainer(settings, out, show_progress=False).run()
     assert summary['env_steps'] == 40 and summary['iterations'] == 2
-    assert summary['final_eval_success'] in (0.0, 1.0)
+    assert summary['final_val_success'] in (0.0, 1.0)
     config = json.loads((out / 'config.json').read_text())
     assert config['kind'] == 'world_model' and policy_kind(out) == 'world_model'
     # The agent trains on sparse reward: the staged head of the world model was redrawn.
@@ -72,6 +73,8 @@ def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_p
     rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
     assert [r['iteration'] for r in rows if 'env_steps' in r and r['iteration']] == [1, 2, 3]
     assert (out / 'curves.png').read_bytes()[:4] == b'\x89PNG'
+    # Validation rows as residual RL writes them: vrl curves compares both kinds of run.
+    assert load_curve(out).steps.tolist() == [40, 60]
     policy = open_policy(out)
     assert policy.views == CONFIG.views and policy.image_size == (32, 32)
     with pytest.raises(ValueError, match='needs the views'):

@@ -72,7 +72,7 @@ class HorizonSettings:
     imagine_starts: int = 128
     eval_every: int = 10
     eval_episodes: int = 10
-    eval_seed_start: int = 100
+    eval_seed_start: int = 2000
     seed: int = 0
     time_limit_min: Optional[float] = None
     #: Torch threads of the learner; the workers render on the other cores.
@@ -260,12 +260,12 @@ class HorizonTrainer:
                        if collector.successes else None,
                        **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}}
                 if self.iteration % s.eval_every == 0 or self.env_steps >= s.env_steps:
-                    row['eval_success'] = evaluate_agent(envs, agent, s.eval_episodes,
+                    row['val_success'] = evaluate_agent(envs, agent, s.eval_episodes,
                                                          s.eval_seed_start)
                     collector = Collector(envs, agent,
                                           s.seed * 7919 + self.iteration * s.num_envs)
-                    self._save(row['eval_success'])
-                    bar.set_postfix(eval=f'{row["eval_success"]:.2f}')
+                    self._save(row['val_success'])
+                    bar.set_postfix(validation=f'{row["val_success"]:.2f}')
                 self.rows.append(row)
                 with (self.out_dir / METRICS).open('a') as metrics:
                     metrics.write(json.dumps(row) + '\n')
@@ -276,15 +276,15 @@ class HorizonTrainer:
             bar.close()
             writer.close()
             envs.close()
-        if not any('eval_success' in r for r in self.rows[-1:]):
+        if not any('val_success' in r for r in self.rows[-1:]):
             self._save(None)
         plot_horizon_curves(self.rows, self.out_dir / 'curves.png', s.reward)
-        evaluated = [r for r in self.rows if 'eval_success' in r]
+        evaluated = [r for r in self.rows if 'val_success' in r]
         summary = {'env_steps': self.env_steps, 'iterations': self.iteration,
                    'seconds': round(time.monotonic() - start, 1), 'reward': s.reward,
                    'imagination_horizon': self.nets.config.horizon,
-                   'best_eval_success': self.best if evaluated else None,
-                   'final_eval_success': evaluated[-1]['eval_success'] if evaluated else None}
+                   'best_val_success': self.best if evaluated else None,
+                   'final_val_success': evaluated[-1]['val_success'] if evaluated else None}
         write_json(summary, self.out_dir / 'summary.json')
         return summary
 
@@ -333,8 +333,8 @@ def plot_horizon_curves(rows: list[dict], path: Path, reward: str) -> None:
     figure = Figure(figsize=(12, 3.4), dpi=100)
     axes = figure.subplots(1, 3)
     trained = [r for r in rows if 'model_loss' in r]
-    evaluated = [r for r in rows if 'eval_success' in r]
-    axes[0].plot([r['env_steps'] for r in evaluated], [r['eval_success'] for r in evaluated],
+    evaluated = [r for r in rows if 'val_success' in r]
+    axes[0].plot([r['env_steps'] for r in evaluated], [r['val_success'] for r in evaluated],
                  marker='o', label='validation seeds')
     axes[0].plot([r['env_steps'] for r in trained if r['train_success'] is not None],
                  [r['train_success'] for r in trained if r['train_success'] is not None],

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval-every', type=int, default=10,
                         help='training phases between validation runs')
     parser.add_argument('--eval-episodes', type=int, default=10, help='validation episodes')
-    parser.add_argument('--eval-seed-start', type=int, default=100, help='first validation seed')
+    parser.add_argument('--eval-seed-start', type=int, default=2000,
+                        help='first validation seed (as residual RL validates)')
     parser.add_argument('--seed', type=int, default=0, help='training seed')
     parser.add_argument('--time-limit-min', type=float, help='stop after this many minutes')
     parser.add_argument('--threads', type=int, default=1,
@@ -68,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     summary = HorizonTrainer(settings, args.out, args.resume, not args.no_progress).run()
     print(f'{summary["env_steps"]} environment steps in {summary["seconds"]:.0f} s '
           f'({summary["reward"]} reward, imagination horizon {summary["imagination_horizon"]}); '
-          f'validation success: best {summary["best_eval_success"]}, final '
-          f'{summary["final_eval_success"]}')
+          f'validation success: best {summary["best_val_success"]}, final '
+          f'{summary["final_val_success"]}')
     print(f'wrote {args.out}; evaluate with: vrl eval --task {args.task} --policy {args.out}')
     return 0
