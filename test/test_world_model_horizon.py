@@ -11,9 +11,11 @@ from visual_rl_stack.data.collect import collect
 from visual_rl_stack.evaluation.episodes import evaluate
 from visual_rl_stack.evaluation.learning_curves import load_curve
 from visual_rl_stack.residual_policy.policy_node import PolicyNode
-from visual_rl_stack.world_model.behavior.env import ViewTaskEnv
-from visual_rl_stack.world_model.behavior.train_horizon import (HorizonSettings, HorizonTrainer,
+from visual_rl_stack.world_model.behavior.env import make_view_envs, ViewTaskEnv
+from visual_rl_stack.world_model.behavior.train_horizon import (Collector, evaluate_agent,
+                                                                HorizonSettings, HorizonTrainer,
                                                                 imagination_horizon)
+from visual_rl_stack.world_model.dynamics.sequences import EmbedNormalizer, SequenceBuffer
 from visual_rl_stack.world_model.dynamics.training import RSSMTrainSettings, train_rssm
 from visual_rl_stack.world_model.mae.model import MAEConfig
 from visual_rl_stack.world_model.mae.training import MAETrainSettings, train_mae
@@ -109,3 +111,31 @@ def test_imagination_horizon_follows_the_key_horizon_within_bounds():
     assert imagination_horizon(7, None) == 7
     assert imagination_horizon(40, None) == 15 and imagination_horizon(2, None) == 5
     assert imagination_horizon(7, 3) == 3
+
+
+class ReachTowardTarget:
+    """A stand-in agent that moves the TCP straight at reach's target (from the state)."""
+
+    last_embeds = np.zeros((2, 1), np.float32)
+
+    def restart(self, copies):
+        pass
+
+    def act(self, images, states, explore):
+        ee, target = states[:, :3], states[:, 15:18]
+        step = np.clip((target - ee) / 0.05, -1.0, 1.0)
+        return np.concatenate([step, np.zeros((len(states), 3)), np.ones((len(states), 1))],
+                              axis=1).astype(np.float32)
+
+
+def test_validation_counts_successes_despite_same_step_autoreset():
+    envs = make_view_envs('reach', ('front',), 32, 'sparse', 2, asynchronous=False)
+    try:
+        assert evaluate_agent(envs, ReachTowardTarget(), 3, 2000) == 1.0
+        collector = Collector(envs, ReachTowardTarget(), 0)
+        buffer = SequenceBuffer(EmbedNormalizer(np.zeros(1), np.ones(1)))
+        collector.collect(60, buffer)
+        assert collector.successes and all(collector.successes)
+        assert all(e.continues[-1] == 0.0 and e.rewards[-1] == 1.0 for e in buffer.episodes)
+    finally:
+        envs.close()

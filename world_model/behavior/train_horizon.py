@@ -117,22 +117,24 @@ class Collector:
         for _ in range(steps):
             actions = self.agent.act(self.obs['images'], self.obs['state'], explore=True)
             embeds = self.agent.last_embeds
-            self.obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            self.obs, rewards, terminated, truncated, _ = self.envs.step(actions)
             for i in range(self.envs.num_envs):
                 record = self.open[i]
                 record['embeds'].append(embeds[i])
                 record['actions'].append(actions[i])
                 record['rewards'].append(float(rewards[i]))
                 if terminated[i] or truncated[i]:
-                    self._finish(i, bool(terminated[i]), bool(infos['success'][i]), buffer)
+                    # Same-step autoreset: infos are already the next episode's; a task
+                    # terminates on success alone.
+                    self._finish(i, bool(terminated[i]), buffer)
             self.agent.restart(np.logical_or(terminated, truncated))
         return steps * self.envs.num_envs
 
-    def _finish(self, i: int, terminated: bool, success: bool, buffer: SequenceBuffer) -> None:
-        """Close worker ``i``'s episode into the buffer."""
+    def _finish(self, i: int, success: bool, buffer: SequenceBuffer) -> None:
+        """Close worker ``i``'s episode into the buffer (it ended in success or at the limit)."""
         record, self.open[i] = self.open[i], self._fresh()
         continues = np.ones(len(record['rewards']), np.float32)
-        continues[-1] = 0.0 if terminated else 1.0
+        continues[-1] = 0.0 if success else 1.0
         buffer.add(EpisodeSequence(np.stack(record['embeds']), np.stack(record['actions']),
                                    np.asarray(record['rewards'], np.float32), continues,
                                    success, demo=False))
@@ -150,8 +152,8 @@ def evaluate_agent(envs, agent: HorizonAgent, episodes: int, seed_start: int) ->
         live, won = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
         while live.any():
             actions = agent.act(obs['images'], obs['state'], explore=False)
-            obs, _, terminated, truncated, infos = envs.step(actions)
-            won |= live & np.asarray(infos['success'], dtype=bool)
+            obs, _, terminated, truncated, _ = envs.step(actions)
+            won |= live & terminated  # a task terminates on success alone
             live &= ~(terminated | truncated)
         successes += won.tolist()
     return float(np.mean(successes[:episodes]))
