@@ -43,7 +43,8 @@ def test_sim_graph_in_one_process_publishes_clock_and_multiview(ros_context: Con
         pytest.skip('visual_rl_stack.perception.camera_node does not import')
     try:
         with GraphRunner('sim', SMALL_SIM, context=ros_context) as runner:
-            assert set(runner.nodes) == {'sim_node', 'camera_node', 'affordance_node'}
+            assert set(runner.nodes) == {'sim_node', 'camera_node', 'affordance_node',
+                                         'world_model_node'}
             assert runner.nodes['camera_node'].get_parameter('use_sim_time').value
             assert spin_until(executor, lambda: len(received['clock']) >= 3, timeout=20.0)
             assert spin_until(executor, lambda: bool(received['multiview']), timeout=20.0)

@@ -263,7 +263,7 @@ class HorizonTrainer:
                        **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]}}
                 if self.iteration % s.eval_every == 0 or self.env_steps >= s.env_steps:
                     row['val_success'] = evaluate_agent(envs, agent, s.eval_episodes,
-                                                         s.eval_seed_start)
+                                                        s.eval_seed_start)
                     collector = Collector(envs, agent,
                                           s.seed * 7919 + self.iteration * s.num_envs)
                     self._save(row['val_success'])
