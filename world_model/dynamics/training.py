@@ -11,7 +11,6 @@ median key-horizon, which sets the imagination horizon) and
 """
 
 from dataclasses import asdict, dataclass
-import json
 from pathlib import Path
 import time
 
@@ -26,7 +25,7 @@ from visual_rl_stack.core.run_layout import TENSORBOARD
 
 from .rssm import RSSM, RSSM_DIR, RSSM_KIND, RSSMConfig
 from .sequences import demo_sequences, Embedder, EmbedNormalizer, REWARDS, SequenceBuffer
-from ..held_out import HeldOutTraining, split_bags
+from ..held_out import HeldOutTraining, log_check, split_bags
 from ..mae.model import load_mae
 
 METRICS = 'dynamics_metrics.jsonl'
@@ -118,11 +117,7 @@ def train_rssm(settings: RSSMTrainSettings, out_dir: Path, show_progress: bool =
                        **{f'train_{k}': v for k, v in terms.items()},
                        **{f'held_out_{k}': v for k, v in held_terms.items()}}
                 rows.append(row)
-                metrics.write(json.dumps(row) + '\n')
-                metrics.flush()
-                for key, value in row.items():
-                    if key not in ('step', 'seconds'):
-                        writer.add_scalar(f'rssm/{key}', value, step)
+                log_check(row, metrics, writer, 'rssm')
                 bar.set_postfix(held_out=f'{held_terms["loss"]:.3f}')
             if out_of_time:
                 break

@@ -11,7 +11,6 @@ reconstruction and the target of held-out frames.
 """
 
 from dataclasses import asdict, dataclass
-import json
 from pathlib import Path
 import time
 
@@ -27,7 +26,7 @@ from visual_rl_stack.core.run_layout import METRICS, TENSORBOARD
 from .data import Frames, load_frames, sample_clips
 from .masking import tube_masks, view_patch_masks
 from .model import MAE_DIR, MAE_KIND, MAEConfig, MultiViewMAE
-from ..held_out import HeldOutTraining, split_bags
+from ..held_out import HeldOutTraining, log_check, split_bags
 
 
 @dataclass(frozen=True)
@@ -109,11 +108,7 @@ def train_mae(settings: MAETrainSettings, config: MAEConfig, out_dir: Path,
                        'held_out_reconstruction': held['reconstruction'],
                        'held_out_reward': held['reward']}
                 rows.append(row)
-                metrics.write(json.dumps(row) + '\n')
-                metrics.flush()
-                for key, value in row.items():
-                    if key not in ('step', 'seconds'):
-                        writer.add_scalar(f'mae/{key}', value, step)
+                log_check(row, metrics, writer, 'mae')
                 bar.set_postfix(held_out=f'{held["reconstruction"]:.4f}')
             if out_of_time:
                 break
