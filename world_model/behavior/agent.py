@@ -52,12 +52,13 @@ class HorizonAgent:
         """Start every copy at the RSSM's initial state."""
         self.world, self.nets = world, nets
         self.state = world.rssm.initial(copies)
-        self.prev_action = torch.zeros(copies, nets.config.action_size)
+        self.device = self.state.deter.device
+        self.prev_action = torch.zeros(copies, nets.config.action_size, device=self.device)
         self.last_embeds = np.zeros((copies, world.embedder.size), np.float32)
 
     def restart(self, copies: np.ndarray) -> None:
         """Forget the episodes of the copies where ``copies`` is True (they start anew)."""
-        keep = torch.from_numpy(~np.asarray(copies, dtype=bool)).float()[:, None]
+        keep = torch.from_numpy(~np.asarray(copies, dtype=bool)).float()[:, None].to(self.device)
         fresh = self.world.rssm.initial(len(keep))
         self.state = type(self.state)(*(k * keep + f * (1 - keep)
                                         for k, f in zip(self.state, fresh)))
@@ -68,14 +69,14 @@ class HorizonAgent:
         """Update every copy's state with its observation; return ``N x 7`` actions in [-1, 1]."""
         #: The raw embeddings of the latest observations (what a replay buffer stores).
         self.last_embeds = self.world.embedder(images, proprioception(states))
-        embeds = torch.from_numpy(self.world.normalizer(self.last_embeds))
+        embeds = torch.from_numpy(self.world.normalizer(self.last_embeds)).to(self.device)
         self.state, _ = self.world.rssm.obs_step(self.state, self.prev_action, embeds,
                                                  sample=explore)
         actor = self.nets.actor
         action = (actor.sample(self.state.features)[0] if explore
                   else actor.mode(self.state.features))
         self.prev_action = action
-        return action.numpy().astype(np.float32)
+        return action.cpu().numpy().astype(np.float32)
 
 
 class HorizonPolicy:
@@ -91,8 +92,11 @@ class HorizonPolicy:
             raise ValueError(f'{run} is not a world-model agent run (no {RUN_CONFIG})')
         self.config = json.loads(config_path.read_text())
         self.checkpoint = run / CHECKPOINT
-        self.device = resolve_device('cpu' if options.device == 'auto' else options.device)
-        self.agent = HorizonAgent(load_world_model(run), load_agent(self.checkpoint))
+        self.device = resolve_device(options.device)
+        world, nets = load_world_model(run), load_agent(self.checkpoint)
+        world.embedder.mae.to(self.device)
+        world.rssm.to(self.device)
+        self.agent = HorizonAgent(world, nets.to(self.device))
         self.scale = delta_scale()
         self.latencies_s: list[float] = []
         self.seed = options.seed

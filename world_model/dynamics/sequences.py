@@ -70,10 +70,11 @@ class Embedder:
 
     def __call__(self, images: np.ndarray, proprio: np.ndarray) -> np.ndarray:
         """Return ``N x size`` embeddings of ``N x V x S x S x 3`` uint8 frames."""
-        parts = []
+        parts, device = [], self.mae.position.device
         for start in range(0, len(images), self.chunk):
             batch = torch.from_numpy(np.ascontiguousarray(images[start:start + self.chunk]))
-            parts.append(self.mae.features(batch.permute(0, 1, 4, 2, 3).float() / 255.0))
+            batch = batch.to(device).permute(0, 1, 4, 2, 3).float() / 255.0
+            parts.append(self.mae.features(batch).cpu())
         features = torch.cat(parts).numpy() if parts else np.zeros((0, self.mae.feature_size))
         return np.concatenate([features, proprio], axis=1).astype(np.float32)
 
