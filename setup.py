@@ -65,6 +65,7 @@ setup(
             'sim_node = visual_rl_stack.sim.sim_node:main',
             'camera_node = visual_rl_stack.perception.camera_node:main',
             'recorder_node = visual_rl_stack.data.recorder_node:main',
+            'player_node = visual_rl_stack.data.player_node:main',
             'policy_node = visual_rl_stack.residual_policy.policy_node:main',
             'affordance_node = visual_rl_stack.vlm_affordance.affordance_node:main',
             'world_model_node = visual_rl_stack.world_model.world_model_node:main',

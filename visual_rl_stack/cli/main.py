@@ -18,6 +18,7 @@ COMMANDS = {
     'eval': ('eval', 'evaluate a policy on a task over a range of seeds'),
     'collect': ('collect', 'record scripted-expert demonstrations as rosbag2 (MCAP) bags'),
     'record': ('record', 'record ROS topics to a rosbag2 (MCAP) bag until Ctrl-C'),
+    'play': ('play', 'play rosbag2 bags onto DDS at their recorded timing, or in lockstep'),
     'bringup': ('bringup', 'run a node graph (sim, real, replay) in one process'),
     'bench': ('bench', 'measure simulator, ROS and perception throughput and latency'),
     'demo': ('demo', 'the main job: expert episodes through the ROS graph, bags and a report'),

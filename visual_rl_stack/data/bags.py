@@ -155,6 +155,13 @@ def bag_topics(bag: Path) -> dict[str, str]:
         return {c.topic: c.msgtype for c in reader.connections}
 
 
+def bag_connections(bag: Path) -> list[tuple[str, str, list, int]]:
+    """Return (topic, ROS type, stored offered QoS profiles, message count) per connection."""
+    with _open_reader(bag) as reader:
+        return [(c.topic, c.msgtype, list(getattr(c.ext, 'offered_qos_profiles', None) or []),
+                 c.msgcount) for c in reader.connections]
+
+
 def read_messages(bag: Path, topics: Optional[Iterable[str]] = None) -> Iterator[BagMessage]:
     """
     Yield the messages of ``bag`` in log-time order, optionally only from ``topics``.

@@ -12,10 +12,12 @@ import threading
 from types import TracebackType
 from typing import Optional, Sequence
 
+from rclpy.qos import QoSProfile
 from rosbags.interfaces import Connection
 from visual_rl_stack.ros import topics
 
 from .bags import BagError, is_known_type, open_writer, typestore
+from .qos import stack_qos, to_bag_qos
 
 #: Camera views of the default simulator graph.
 DEFAULT_VIEWS = ('front', 'side', 'wrist')
@@ -61,11 +63,14 @@ class BagRecorder:
         """Return topic -> ROS type name of the topics recorded so far."""
         return {topic: c.msgtype for topic, c in self._connections.items()}
 
-    def write(self, topic: str, msgtype: str, data: bytes, log_time: int) -> None:
+    def write(self, topic: str, msgtype: str, data: bytes, log_time: int,
+              qos: Optional[Sequence[QoSProfile]] = None) -> None:
         """
         Store one serialised message logged at ``log_time`` (ns).
 
-        Raises BagError when the bag is closed, the type is unknown to the
+        ``qos``: the offered profiles of the topic's publishers, stored with the
+        topic on its first message so a player offers them again (default: the
+        QoS the stack's nodes publish the topic with). Raises BagError when the bag is closed, the type is unknown to the
         Jazzy type store, or the topic was first recorded with another type.
         """
         with self._lock:
@@ -73,7 +78,8 @@ class BagRecorder:
                 raise BagError(f'bag {self.path} is closed; cannot write {topic}')
             connection = self._connections.get(topic)
             if connection is None:
-                connection = self._add_topic(topic, msgtype)
+                connection = self._add_topic(topic, msgtype,
+                                             [stack_qos(topic)] if qos is None else qos)
             elif connection.msgtype != msgtype:
                 raise BagError(f'{topic} is recorded as {connection.msgtype}, got {msgtype}')
             self._writer.write(connection, int(log_time), data)
@@ -95,11 +101,13 @@ class BagRecorder:
         """Close cleanly whatever happened, Ctrl-C included, so the bag stays readable."""
         self.close()
 
-    def _add_topic(self, topic: str, msgtype: str) -> Connection:
-        """Register ``topic`` with the message definition from the Jazzy type store."""
+    def _add_topic(self, topic: str, msgtype: str, qos: Sequence[QoSProfile]) -> Connection:
+        """Register ``topic`` with the Jazzy message definition and its offered QoS."""
         if not is_known_type(msgtype):
             raise BagError(f'cannot record {topic}: type {msgtype} is not in the ROS 2 Jazzy '
                            'type store')
-        connection = self._writer.add_connection(topic, msgtype, typestore=typestore())
+        connection = self._writer.add_connection(
+            topic, msgtype, typestore=typestore(),
+            offered_qos_profiles=[to_bag_qos(profile) for profile in qos])
         self._connections[topic] = connection
         return connection

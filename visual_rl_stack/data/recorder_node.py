@@ -82,8 +82,9 @@ class BagRecorderNode(Node):
                                         'or unknown to the ROS 2 Jazzy type store')
                 self._skipped.add(topic)
                 continue
+            offered = [p.qos_profile for p in publishers]
             self._recording[topic] = self.create_subscription(
-                message_class(msgtype), topic, partial(self._store, topic, msgtype),
+                message_class(msgtype), topic, partial(self._store, topic, msgtype, offered),
                 matching_qos(publishers), raw=True)
             self.get_logger().info(f'recording {topic} ({msgtype})')
 
@@ -96,10 +97,11 @@ class BagRecorderNode(Node):
         self.close()
         super().destroy_node()
 
-    def _store(self, topic: str, msgtype: str, data: bytes) -> None:
+    def _store(self, topic: str, msgtype: str, offered: list, data: bytes) -> None:
         """Write one raw message, logged at the node's clock (sim time with use_sim_time)."""
         try:
-            self.recorder.write(topic, msgtype, data, self.get_clock().now().nanoseconds)
+            self.recorder.write(topic, msgtype, data, self.get_clock().now().nanoseconds,
+                                offered)
         except BagError:
             # A message racing close() on another executor thread is dropped quietly.
             if not self.recorder.closed:
