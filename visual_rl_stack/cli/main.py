@@ -16,6 +16,8 @@ COMMANDS_PACKAGE = 'visual_rl_stack.cli.commands'
 #: sub-command -> (module in :data:`COMMANDS_PACKAGE`, help); each has add_arguments and main.
 COMMANDS = {
     'eval': ('eval', 'evaluate a policy on a task over a range of seeds'),
+    'replay-eval': ('replay_eval', 'replay episode bags through the nodes (policy in shadow '
+                    'mode, affordance, world model), score them and write a report'),
     'collect': ('collect', 'record scripted-expert demonstrations as rosbag2 (MCAP) bags'),
     'record': ('record', 'record ROS topics to a rosbag2 (MCAP) bag until Ctrl-C'),
     'play': ('play', 'play rosbag2 bags onto DDS at their recorded timing, or in lockstep'),

@@ -134,6 +134,11 @@ class BagPlayerNode(Node):
         """Return whether every message has been played (never, with ``loop``)."""
         return self.status.finished
 
+    @property
+    def failed_bags(self) -> dict:
+        """Return bag -> error of the bags that broke off while being played."""
+        return dict(self._cursor.failed)
+
     def set_paused(self, paused: bool) -> None:
         """Pause or resume timed playback; resuming goes on from the current position."""
         with self._lock:

@@ -27,13 +27,16 @@ _DURABILITY = {DurabilityPolicy.TRANSIENT_LOCAL: QosDurability.TRANSIENT_LOCAL,
 
 
 def stack_qos(topic: str) -> QoSProfile:
-    """Return the QoS the stack's nodes publish ``topic`` with (reliable for unknown topics)."""
+    """
+    Return the QoS the stack's nodes publish ``topic`` with (reliable for other topics).
+
+    ``/clock`` is reliable too, as the simulator publishes it: that matches the
+    best-effort time sources of nodes and reliable subscribers alike.
+    """
     if topic == topics.TASK_INSTRUCTION:
         return topics.LATCHED_QOS
     if topic.endswith(('/image_raw', '/camera_info')) or topic == topics.MULTIVIEW_IMAGE:
         return topics.SENSOR_QOS
-    if topic == topics.CLOCK:
-        return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
     return topics.RELIABLE_QOS
 
 

@@ -104,6 +104,18 @@ def graph_overrides(task: str, runner: Policy,
     return {'sim_node': sim, 'camera_node': camera}
 
 
+def simulator_speed_limits(control_hz: float) -> dict[str, float]:
+    """
+    Return safety-filter speed limits equal to what the simulator clamps a step to anyway.
+
+    With these the filter shortens only steps the simulator would shorten
+    too, so a policy behind it runs as it does in process.
+    """
+    limits = CommandedPose()
+    return {'max_linear_speed': limits.max_delta * math.sqrt(3.0) * control_hz * 1.001,
+            'max_angular_speed': limits.max_rot_delta * math.sqrt(3.0) * control_hz * 1.001}
+
+
 def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: Optional[int],
                            device: str, finetune_out: Optional[str] = None,
                            action_steps: Optional[int] = None,
@@ -111,16 +123,12 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
                            noise_scale: Optional[float] = None,
                            reward_topic: Optional[str] = None) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
-    limits = CommandedPose()
-    linear = limits.max_delta * math.sqrt(3.0) * control_hz
-    angular = limits.max_rot_delta * math.sqrt(3.0) * control_hz
     values = {'policy': str(policy), 'device': device, 'use_sim_time': True,
               'inference_steps': int(num_inference_steps or 0),
               'action_steps': int(action_steps or 0),
               'warm_start': float(warm_start or 0.0),
               'noise_scale': -1.0 if noise_scale is None else float(noise_scale),
-              'control_hz': float(control_hz),
-              'max_linear_speed': linear * 1.001, 'max_angular_speed': angular * 1.001}
+              'control_hz': float(control_hz), **simulator_speed_limits(control_hz)}
     if finetune_out:
         values.update(finetune=True, finetune_out=str(finetune_out),
                       reward_topic=str(reward_topic or ''))

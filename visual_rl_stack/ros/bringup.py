@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import rclpy
 from rclpy.context import Context
@@ -18,7 +18,7 @@ from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from .graph import graph as find_graph, NodeSpec
+from .graph import graph as find_graph, GraphSpec, NodeSpec
 from .shutdown import ending_on_shutdown
 
 Overrides = dict[str, dict[str, Any]]
@@ -104,25 +104,27 @@ class GraphRunner:
     the background, or call :meth:`spin` to spin in the foreground.
     """
 
-    def __init__(self, graph: str = 'sim', overrides: Optional[Overrides] = None,
-                 context: Optional[Context] = None, without: Sequence[str] = ()):
+    def __init__(self, graph: Union[str, GraphSpec] = 'sim',
+                 overrides: Optional[Overrides] = None, context: Optional[Context] = None,
+                 without: Sequence[str] = ()):
         """
-        Check the graph and overrides; nothing starts before :meth:`start`.
+        Check the graph (a name, or a spec composed by the caller) and overrides.
 
-        ``without`` names nodes with a launch switch (:attr:`NodeSpec.switch`) to leave out.
+        Nothing starts before :meth:`start`. ``without`` names nodes with a
+        launch switch (:attr:`NodeSpec.switch`) to leave out.
         """
-        self.graph = find_graph(graph)
+        self.graph = graph if isinstance(graph, GraphSpec) else find_graph(graph)
         self.overrides = overrides or {}
         names = [spec.name for spec in self.graph.nodes]
         unknown = sorted(set(self.overrides) - set(names))
         if unknown:
-            raise ValueError(f'overrides for {unknown}, which are not in graph {graph!r} '
-                             f'(nodes: {names})')
+            raise ValueError(f'overrides for {unknown}, which are not in graph '
+                             f'{self.graph.name!r} (nodes: {names})')
         optional = [spec.name for spec in self.graph.nodes if spec.switch]
         fixed = sorted(set(without) - set(optional))
         if fixed:
-            raise ValueError(f'cannot leave out {fixed}; graph {graph!r} can run without '
-                             f'{optional or "none of its nodes"}')
+            raise ValueError(f'cannot leave out {fixed}; graph {self.graph.name!r} can run '
+                             f'without {optional or "none of its nodes"}')
         self.without = frozenset(without)
         self.context = context
         self._own_context = context is None

@@ -55,6 +55,16 @@ def camera_pose_topic(camera: str) -> str:
     return f'/{camera}/pose'
 
 
+def shadow_topic(command_topic: str) -> str:
+    """
+    Topic a policy in shadow mode publishes a command on instead of ``command_topic``.
+
+    ``vrl replay-eval`` remaps the policy node's outputs here: it computes
+    commands on a replayed episode while the bag, not the policy, drives the scene.
+    """
+    return f'/shadow{command_topic}'
+
+
 def expert_label_topic(command_topic: str) -> str:
     """
     Topic of a demonstrator's noise-free command recorded beside the executed one.
