@@ -5,17 +5,21 @@ In one terminal start the nodes (they follow /clock):
 
     ros2 launch visual_rl_stack replay.launch.py
 
-In another play the bag. A bag recorded from the simulator holds the sim node's
-/clock, which matches its message stamps, so play it as it is:
+In another play the bag, with ``ros2 bag play`` or, where rosbag2 is not
+installed, with the stack's player (``vrl play``). A bag recorded from the
+simulator holds the sim node's /clock, which matches its message stamps, so
+play it as it is:
 
-    ros2 bag play runs/demo/bag
+    ros2 bag play runs/demo/bag        # or: vrl play runs/demo/bag
 
 A bag recorded on a real robot has no /clock; let the player publish one from
 the recording times:
 
-    ros2 bag play BAG --clock
+    ros2 bag play BAG --clock          # or: vrl play BAG --clock
 
-Do not combine --clock with a bag that already holds /clock (two clocks).
+``ros2 bag play --clock`` with a bag that already holds /clock makes two
+clocks; ``vrl play --clock`` plays the recorded one then. To score the
+policy, affordance and world model on bags, use ``vrl replay-eval``.
 """
 
 from launch import LaunchDescription

@@ -216,3 +216,32 @@ def test_query_service_refuses_without_views(ros_context):
     finally:
         probe.close()
         node.destroy_node()
+
+
+def test_a_failed_requery_keeps_the_waypoints_that_work(ros_context, scene):
+    """Asking again with unusable views says so and keeps the episode's dense reward."""
+    frames, position, instruction = scene
+    node = _node(ros_context, backend='scripted')
+    probe = Probe(ros_context, node)
+    try:
+        assert probe.spin_until(lambda: node.reward_pub.get_subscription_count() > 0)
+        probe.instruction.publish(String(data=instruction))
+        assert probe.spin_until(lambda: node.core.episode_id is not None)
+        probe.publish_views(frames, 10.0)
+        probe.publish_step(position, 10.0)
+        assert probe.spin_until(lambda: [k for k in probe.got['keypoints'] if k.poses])
+        first = [k for k in probe.got['keypoints'] if k.poses][-1]
+        probe.publish_views(frames, 11.0, depth=np.full((64, 64), np.nan, np.float32))
+        query = probe.node.create_client(Trigger, topics.AFFORDANCE_QUERY)
+        assert probe.spin_until(lambda: query.service_is_ready() and len(node._sets) >= 2)
+        future = query.call_async(Trigger.Request())
+        assert probe.spin_until(future.done) and future.result().success
+        assert probe.spin_until(lambda: any('keeping the previous waypoints' in s.message
+                                            for s in probe.got['diags']))
+        assert node.core.plan.ok
+        count = len(probe.got['keypoints'])
+        assert probe.spin_until(lambda: len(probe.got['keypoints']) > count, 2.0)
+        assert all(k.poses == first.poses for k in probe.got['keypoints'][count:])
+    finally:
+        probe.close()
+        node.destroy_node()

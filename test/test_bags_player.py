@@ -14,7 +14,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
-from visual_rl_stack.data.bags import (BagError, bag_connections, find_bags, read_messages,
+from visual_rl_stack.data.bags import (bag_connections, BagError, find_bags, read_messages,
                                        serialize, typestore)
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.data.playback import Pacer, plan_playback, PlaybackCursor
@@ -179,7 +179,7 @@ def test_lockstep_steps_one_control_step_per_call(ros_context, episode):
 def test_frames_hold_one_step_and_the_clock_of_the_next_step_stays_with_it(episode):
     cursor = PlaybackCursor(plan_playback([episode]))
     frames = []
-    while frame := cursor.next_frame():
+    while frame := cursor.take_frame():
         frames.append(frame)
     assert all(sum(m.topic == topics.JOINT_STATES for m in f) == 1 for f in frames)
     step_times = [next(m.log_time for m in f if m.topic == topics.JOINT_STATES) for f in frames]
@@ -217,7 +217,7 @@ def test_unknown_types_are_skipped_by_name_and_the_rest_plays(tmp_path):
     assert list(plan.topics) == [topics.JOINT_STATES]
     assert 'acme_msgs/msg/Widget' in plan.skipped['/widget']
     assert any('/widget' in note for note in plan.notes())
-    frames = PlaybackCursor(plan).next_frame()
+    frames = PlaybackCursor(plan).take_frame()
     assert [m.topic for m in frames] == [topics.JOINT_STATES]
 
 
@@ -228,7 +228,7 @@ def test_sqlite3_and_compressed_bags_play(tmp_path):
                       compression=(CompressionMode.MESSAGE, CompressionFormat.ZSTD))
     for bag in (sqlite, zstd):
         cursor = PlaybackCursor(plan_playback([bag]))
-        assert [len(cursor.next_frame()) for _ in range(4)] == [1, 1, 1, 0]
+        assert [len(cursor.take_frame()) for _ in range(4)] == [1, 1, 1, 0]
 
 
 def test_a_bag_that_breaks_off_is_reported_and_the_next_bag_plays(episode, tmp_path):
@@ -246,7 +246,7 @@ def test_a_bag_that_breaks_off_is_reported_and_the_next_bag_plays(episode, tmp_p
         pytest.fail('a broken bag must not stop the plan')
     cursor = PlaybackCursor(plan, errors.append)
     played = []
-    while (message := cursor.next()) is not None:
+    while (message := cursor.take()) is not None:
         played.append(message)
     assert played and played[-1].data == serialize(_joints(5))
     assert (errors and 'broken' in errors[0]) or broken in plan.unreadable

@@ -45,7 +45,7 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
 DOCUMENTED = ('eval', 'collect', 'record', 'bringup', 'bench', 'demo', 'train-bc',
               'train-residual', 'distill', 'models', 'relabel', 'train-affordance', 'affordance',
               'curves', 'reward-quality', 'stages', 'keyframes', 'train-world-model',
-              'train-horizon')
+              'train-horizon', 'play', 'replay-eval')
 
 
 def test_help_lists_every_command_by_its_exact_name():

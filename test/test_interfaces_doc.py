@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from visual_rl_stack.data.player_node import PARAMS as PLAYER_PARAMS
 from visual_rl_stack.data.recorder_node import PARAMS as RECORDER_PARAMS
 from visual_rl_stack.perception.camera_node import PARAMS as CAMERA_PARAMS
 from visual_rl_stack.residual_policy.policy_node import PARAMS as POLICY_PARAMS
@@ -23,6 +24,7 @@ def _section(node: str) -> str:
 @pytest.mark.parametrize('node, specs', [('sim_node', SIM_PARAMS),
                                          ('camera_node', CAMERA_PARAMS),
                                          ('recorder', RECORDER_PARAMS),
+                                         ('player', PLAYER_PARAMS),
                                          ('policy_node', POLICY_PARAMS),
                                          ('affordance_node', AFFORDANCE_PARAMS),
                                          ('world_model_node', WORLD_MODEL_PARAMS)])

@@ -10,7 +10,8 @@ The episode's first complete set of views (stamped like the first
 ``/ee_pose`` after the instruction) is sent to the backend on a thread of the
 node's own, so a slow model never stalls the graph;
 ``/affordance/query`` (std_srvs/Trigger) asks again, uncached, with the latest
-views. Outputs: ``/affordance/keypoints`` (PoseArray in ``world``, the
+views (an answer without waypoints then keeps the waypoints the episode has,
+and the diagnostic says so). Outputs: ``/affordance/keypoints`` (PoseArray in ``world``, the
 waypoints in :data:`.affordance.WAYPOINT_ORDER`) and ``/affordance/markers``
 (labelled spheres and the waypoint path), latched and republished every
 ``republish_period``; ``/reward/dense`` (Float32) once per control step;
@@ -299,6 +300,13 @@ class AffordanceNode(Node):
             with self._lock:
                 if episode != self._episode or self._stop or not self.context.ok():
                     continue  # a newer episode started meanwhile, or the node is closing
+                current = self.core.plan
+                if episode_id is None and not plan.ok and current is not None and current.ok:
+                    # A failed re-query must not throw away waypoints that work.
+                    self._publish_status(self._make_status(
+                        LEVELS[plan.level], 'query',
+                        f'{plan.diagnostic}; keeping the previous waypoints', plan.details))
+                    continue
                 self.core.install(plan)
                 self._publish_plan(plan)
 

@@ -152,18 +152,18 @@ class PlaybackCursor:
         """Return the next message without consuming it (None at the end)."""
         return self._ahead[0] if self._fill(1) else None
 
-    def next_bag(self) -> Optional[int]:
+    def upcoming_bag(self) -> Optional[int]:
         """Return the index (into ``plan.bags``) of the bag the next message is from."""
         return self._bag_of[0] if self._fill(1) else None
 
-    def next(self) -> Optional[BagMessage]:
+    def take(self) -> Optional[BagMessage]:
         """Return and consume the next message (None at the end)."""
         if not self._fill(1):
             return None
         self.bag_index = self._bag_of.popleft()
         return self._ahead.popleft()
 
-    def next_frame(self, step_topic: str = stack_topics.JOINT_STATES) -> list[BagMessage]:
+    def take_frame(self, step_topic: str = stack_topics.JOINT_STATES) -> list[BagMessage]:
         """
         Return and consume one frame: the next ``step_topic`` message and what belongs to it.
 
@@ -183,7 +183,7 @@ class PlaybackCursor:
             while (self._ahead[i - 1].log_time >= cut
                    and self._ahead[i - 1].topic != step_topic):
                 i -= 1
-        return [self.next() for _ in range(i)]
+        return [self.take() for _ in range(i)]
 
 
 class Pacer:

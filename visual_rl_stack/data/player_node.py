@@ -33,7 +33,6 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import SetBool, Trigger
 from visual_rl_stack.ros import topics
@@ -126,7 +125,7 @@ class BagPlayerNode(Node):
 
     @property
     def paused(self) -> bool:
-        """Return whether timed playback is paused (lockstep)."""
+        """Tell whether timed playback is paused, for lockstep stepping."""
         return self._paused
 
     @property
@@ -152,7 +151,7 @@ class BagPlayerNode(Node):
     def play_frame(self) -> list[BagMessage]:
         """Publish the next frame now (see the module doc); return it (empty at the end)."""
         with self._lock:
-            frame = self._take(lambda: self._cursor.next_frame(self.values['step_topic']))
+            frame = self._take(lambda: self._cursor.take_frame(self.values['step_topic']))
             if frame:
                 self.status.frames += 1
                 self._publish(frame)
@@ -161,7 +160,7 @@ class BagPlayerNode(Node):
     def play_next(self) -> Optional[BagMessage]:
         """Publish the next message now; return it (None at the end)."""
         with self._lock:
-            message = self._take(lambda: [m for m in [self._cursor.next()] if m])
+            message = self._take(lambda: [m for m in [self._cursor.take()] if m])
             if message:
                 self._publish(message)
         return message[0] if message else None
@@ -238,7 +237,7 @@ class BagPlayerNode(Node):
             clock=stamp_from_seconds(log_time * 1e-9))))
 
     def _play(self) -> None:
-        """Timed playback: publish each message when due; wait while paused."""
+        """Publish each message when it is due (timed playback); wait while paused."""
         if not self._stop.wait(self.values['delay']):
             try:
                 self._play_timed()
@@ -259,12 +258,12 @@ class BagPlayerNode(Node):
                     if not self._take(lambda: [m for m in [self._cursor.peek()] if m]):
                         return
                     continue
-                if self._cursor.next_bag() != self._bag or not self.pacer.anchored:
+                if self._cursor.upcoming_bag() != self._bag or not self.pacer.anchored:
                     self.pacer.anchor(message.log_time)  # a new bag starts now
-                    self._bag = self._cursor.next_bag()
+                    self._bag = self._cursor.upcoming_bag()
                 wait = self.pacer.delay(message.log_time)
                 if wait <= 0:
-                    self._publish([self._cursor.next()])
+                    self._publish([self._cursor.take()])
                     continue
                 if self.plan.make_clock and self.pacer.now_log_time() > self._last_clock:
                     self._publish_clock(self.pacer.now_log_time())

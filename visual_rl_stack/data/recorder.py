@@ -70,16 +70,17 @@ class BagRecorder:
 
         ``qos``: the offered profiles of the topic's publishers, stored with the
         topic on its first message so a player offers them again (default: the
-        QoS the stack's nodes publish the topic with). Raises BagError when the bag is closed, the type is unknown to the
-        Jazzy type store, or the topic was first recorded with another type.
+        QoS the stack's nodes publish the topic with). Raises BagError when the
+        bag is closed, the type is unknown to the Jazzy type store, or the topic
+        was first recorded with another type.
         """
         with self._lock:
             if self._writer is None:
                 raise BagError(f'bag {self.path} is closed; cannot write {topic}')
             connection = self._connections.get(topic)
             if connection is None:
-                connection = self._add_topic(topic, msgtype,
-                                             [stack_qos(topic)] if qos is None else qos)
+                offered = [stack_qos(topic)] if qos is None else qos
+                connection = self._add_topic(topic, msgtype, offered)
             elif connection.msgtype != msgtype:
                 raise BagError(f'{topic} is recorded as {connection.msgtype}, got {msgtype}')
             self._writer.write(connection, int(log_time), data)

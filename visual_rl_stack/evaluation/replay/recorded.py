@@ -54,12 +54,12 @@ class RecordedEpisode:
 
     @property
     def name(self) -> str:
-        """Return the episode's name (the bag folder's)."""
+        """Tell the episode's name: the bag folder's."""
         return self.bag.name
 
     @property
     def duration(self) -> float:
-        """Return the recorded duration (s) from the first to the last control step."""
+        """Tell the recorded seconds from the first to the last control step."""
         return float(self.stamps[-1] - self.stamps[0]) * 1e-9 if len(self) else 0.0
 
     @property

@@ -12,14 +12,11 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import matplotlib
+from matplotlib.figure import Figure
 import numpy as np
 
 from .scoring import EpisodeSeries
 from .session import EpisodeTrace
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
 
 #: Most key frames shown in one strip.
 MAX_KEYFRAMES = 8
@@ -67,9 +64,10 @@ def keyframe_rows(keyframes: list[int], gripper: np.ndarray, steps: int) -> list
 
 
 def _action_error_plot(path: Path, seconds: np.ndarray, series: EpisodeSeries) -> str:
-    figure, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True)
-    scales = {'translation': (1000.0, 'translation (mm)'), 'rotation': (np.degrees(1.0),
-                                                                       'rotation (deg)'),
+    figure = Figure(figsize=(8, 6))
+    axes = figure.subplots(3, 1, sharex=True)
+    scales = {'translation': (1000.0, 'translation (mm)'),
+              'rotation': (np.degrees(1.0), 'rotation (deg)'),
               'gripper': (1.0, 'gripper (fraction)')}
     for axis, (name, (scale, label)) in zip(axes, scales.items()):
         axis.plot(seconds, series.errors[name] * scale, label='vs executed command')
@@ -86,7 +84,8 @@ def _action_error_plot(path: Path, seconds: np.ndarray, series: EpisodeSeries) -
 def _timeline_plot(path: Path, seconds: np.ndarray, series: EpisodeSeries,
                    recorded_reward: np.ndarray, success: np.ndarray) -> str:
     rows = 2 if series.stage_index is not None else 1
-    figure, axes = plt.subplots(rows, 1, figsize=(8, 2.8 * rows), sharex=True, squeeze=False)
+    figure = Figure(figsize=(8, 2.8 * rows))
+    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)
     axis = axes[0, 0]
     axis.plot(seconds, recorded_reward, color='black', lw=1, label='recorded /task/reward')
     for values, label in ((series.dense, 'affordance /reward/dense'),
@@ -110,7 +109,8 @@ def _timeline_plot(path: Path, seconds: np.ndarray, series: EpisodeSeries,
 
 
 def _keyframe_strip(path: Path, images: list[tuple[float, np.ndarray]], title: str) -> str:
-    figure, axes = plt.subplots(len(images), 1, figsize=(6, 2.0 * len(images)), squeeze=False)
+    figure = Figure(figsize=(6, 2.0 * len(images)))
+    axes = figure.subplots(len(images), 1, squeeze=False)
     for axis, (t, image) in zip(axes[:, 0], images):
         axis.imshow(image[..., :3])
         axis.set_title(f't = {t:.1f} s', fontsize=8)
@@ -119,10 +119,9 @@ def _keyframe_strip(path: Path, images: list[tuple[float, np.ndarray]], title: s
     return _save(figure, path)
 
 
-def _save(figure: Any, path: Path) -> str:
+def _save(figure: Figure, path: Path) -> str:
     figure.tight_layout()
     figure.savefig(path, dpi=80)
-    plt.close(figure)
     return path.name
 
 
@@ -193,7 +192,7 @@ def write_report(out: Path, summary: dict, results: list[dict], plots: dict[str,
              '| ' + ' | '.join(headers) + ' |', '|' + '---|' * len(headers)]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     for r in results:
-        notes = [f'{k} left out: {v}' for k, v in r.get('skipped', {}).items()] + r.get('notes', [])
+        notes = episode_notes(r)
         if notes or plots.get(r['episode']):
             lines += ['', f'### {r["episode"]}', '']
             lines += [f'- {note}' for note in notes]
@@ -204,6 +203,13 @@ def write_report(out: Path, summary: dict, results: list[dict], plots: dict[str,
     return paths
 
 
+def episode_notes(result: dict) -> list[str]:
+    """Return what went wrong or was left out on one episode, one line each."""
+    return ([f'error: {result["error"]}'] if result.get('error') else []) + [
+        f'{k} left out: {v}' for k, v in result.get('skipped', {}).items()] + result.get(
+        'notes', [])
+
+
 def summary_lines(summary: dict) -> list[str]:
     """Return the pooled numbers as Markdown bullet lines."""
     lines = [f'- episodes replayed: {summary["replayed"]} / {summary["episodes"]}'
@@ -212,11 +218,13 @@ def summary_lines(summary: dict) -> list[str]:
              f'slowest {_fmt(_get(summary, "speed", "min"))}x']
     policy = summary.get('policy')
     if policy:
+        degrees = float(np.degrees(1.0))
         lines.append(
             f'- policy action error per step (mean / p95): translation '
-            f'{_fmt(policy["translation"]["mean"], 1000)} / {_fmt(policy["translation"]["p95"], 1000)}'
-            f' mm, rotation {_fmt(policy["rotation"]["mean"], np.degrees(1.0))} / '
-            f'{_fmt(policy["rotation"]["p95"], np.degrees(1.0))} deg, gripper '
+            f'{_fmt(policy["translation"]["mean"], 1000)} / '
+            f'{_fmt(policy["translation"]["p95"], 1000)} mm, rotation '
+            f'{_fmt(policy["rotation"]["mean"], degrees)} / '
+            f'{_fmt(policy["rotation"]["p95"], degrees)} deg, gripper '
             f'{_fmt(policy["gripper"]["mean"], 1, 3)} / {_fmt(policy["gripper"]["p95"], 1, 3)}')
         lines.append(f'- safety filter would have intervened on '
                      f'{_fmt(policy["intervention_fraction"], 100)} % of the steps; chunk '
@@ -232,8 +240,9 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f'- affordance: AUC success vs failure '
                      f'{_fmt(affordance["auc_success_vs_failure"], 1, 3)} '
                      f'({affordance["successes"]} successes, {affordance["failures"]} failures); '
-                     f'keypoints move {_fmt(affordance["keypoint_displacement_cm"]["median"], 1, 2)}'
-                     ' cm (median) between answers')
+                     'keypoints move '
+                     f'{_fmt(affordance["keypoint_displacement_cm"]["median"], 1, 2)} cm '
+                     '(median) between answers')
     world = summary.get('world_model')
     if world:
         lines.append(f'- world model: stage timeline agrees with /task/success on '
@@ -254,7 +263,7 @@ def _html(header: dict, summary: dict, headers: list[str], rows: list[list[str]]
              '<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}'
              'td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}'
              'img{max-width:640px;margin:4px}</style></head><body>',
-             f'<h1>Replay evaluation</h1><ul>'
+             '<h1>Replay evaluation</h1><ul>'
              + ''.join(f'<li>{esc(str(k))}: <code>{esc(str(v))}</code></li>'
                        for k, v in header.items()) + '</ul>',
              '<h2>Summary</h2><ul>'
@@ -268,10 +277,8 @@ def _html(header: dict, summary: dict, headers: list[str], rows: list[list[str]]
         parts.append('<tr>' + ''.join(cells) + '</tr>')
     parts.append('</table>')
     for r in results:
-        notes = [f'{k} left out: {v}' for k, v in r.get('skipped', {}).items()] + r.get('notes', [])
+        notes = episode_notes(r)
         parts.append(f'<h3 id="{esc(r["episode"])}">{esc(r["episode"])}</h3>')
-        if r.get('error'):
-            notes.insert(0, f'error: {r["error"]}')
         parts.append('<ul>' + ''.join(f'<li>{esc(n)}</li>' for n in notes) + '</ul>')
         parts += [f'<img src="{esc(path)}" alt="{esc(name)}">'
                   for name, path in plots.get(r['episode'], {}).items()]

@@ -57,7 +57,7 @@ def score_episode(episode: RecordedEpisode, components: Components, trace: Episo
 
 def _score_policy(episode: RecordedEpisode, components: Components, trace: EpisodeTrace,
                   series: EpisodeSeries) -> dict:
-    """Action error against the recorded (and expert) commands, latency, interventions."""
+    """Score action error against the recorded (and expert) commands, latency, interventions."""
     predicted = np.full_like(episode.action, np.nan)
     for row, stamp in enumerate(episode.stamps):
         if int(stamp) in trace.commands:

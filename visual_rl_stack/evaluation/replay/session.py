@@ -14,6 +14,7 @@ misses :data:`MAX_MISSES` steps in a row is no longer waited for that episode
 (noted), so a broken node costs seconds, not the evaluation.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 import time
 from typing import Any, Callable, Optional
@@ -38,8 +39,8 @@ from visual_rl_stack.ros.graph import (AFFORDANCE_NODE, CAMERA_NODE, CAMERAS, Gr
                                        POLICY_NODE, WORLD_MODEL_NODE)
 from visual_rl_stack.ros.msg_conversions import pose_to_arrays
 
-from ..ros_eval import simulator_speed_limits
 from .recorded import RecordedEpisode
+from ..ros_eval import simulator_speed_limits
 
 #: Steps in a row a node may leave unanswered before it is no longer waited for.
 MAX_MISSES = 3
@@ -101,7 +102,7 @@ class EpisodeTrace:
     policy_report: dict = field(default_factory=dict)
 
     def series(self, name: str, steps: int) -> np.ndarray:
-        """Return a per-frame output (``dense``, ``progress``, ``wm_reward``) as T values, NaN gaps."""
+        """Return a per-frame output (dense, progress, wm_reward) as T values, NaN gaps."""
         out = np.full(steps, np.nan)
         for frame, value in getattr(self, name):
             if 0 <= frame < steps:
@@ -228,8 +229,10 @@ class ReplayEvaluator(Node):
         self._misses: dict[str, int] = {}
         self._query_client = None
         self._keypoint_stamp: Optional[int] = None
-        #: Frame during which each node last reported a problem (that is its answer).
+        #: Frame during which each node last reported a problem (that is its answer), and
+        #: how many problems it has reported.
         self._diagnosed: dict[str, int] = {}
+        self._problems: Counter = Counter()
         self.player = BagPlayerNode(context=context, parameter_overrides=[
             Parameter('bags', value=[str(episode.bag)]),
             Parameter('clock', value=topics.CLOCK not in episode.topics),
@@ -305,6 +308,7 @@ class ReplayEvaluator(Node):
                 self.trace.interventions.setdefault(stamp, []).extend(codes)
             elif _level(status) > 0:  # WARN, ERROR or STALE: the node's answer to this step
                 self._diagnosed[status.hardware_id] = self.frame
+                self._problems[status.hardware_id] += 1
                 note = f'{status.name}: {status.message}'
                 if note not in self.trace.notes:
                     self.trace.notes.append(note)
@@ -402,11 +406,14 @@ class ReplayEvaluator(Node):
         """Ask the affordance node again with the current views; wait for its answer."""
         if 'affordance_node: query' in self._dropped or not self._query_client.service_is_ready():
             return
-        answers = len(self.trace.keypoints)
+        answers, problems = len(self.trace.keypoints), self._problems['affordance_node']
         future = self._query_client.call_async(Trigger.Request())
         self._wait('affordance_node: query', future.done)
         if future.done() and future.result().success:
-            self._wait('affordance_node: keypoints', lambda: len(self.trace.keypoints) > answers)
+            # New keypoints, or a diagnostic saying why there are none (the old ones stay).
+            self._wait('affordance_node: keypoints', lambda: (
+                len(self.trace.keypoints) > answers
+                or self._problems['affordance_node'] > problems))
 
     def destroy_node(self) -> None:
         """Destroy the player too."""
@@ -443,4 +450,3 @@ def replay_episode(episode: RecordedEpisode, components: Components, settings: R
             if evaluator is not None:
                 evaluator.destroy_node()
     return trace
-
