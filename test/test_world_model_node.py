@@ -176,9 +176,11 @@ def test_stage_and_progress_at_the_control_rate_in_the_lockstep_sim_graph(ros_co
             assert probe.spin_until(lambda: node.core.instruction is not None)
             counts = []
             for _ in range(6):
+                before = len(probe.got['stage'])
                 future = step.call_async(Trigger.Request())
                 assert probe.spin_until(future.done) and future.result().success
-                probe.spin_until(lambda: len(probe.got['stage']) > len(counts), timeout=5.0)
+                probe.spin_until(lambda: len(probe.got['stage']) > before, timeout=5.0)
+                probe.spin_until(lambda: False, timeout=0.1)  # and nothing more for this step
                 counts.append(len(probe.got['stage']))
             # One stage and one progress per control step once the episode is planned.
             assert np.all(np.diff(counts) == 1), (counts, [s.message for s in probe.got['diags']])

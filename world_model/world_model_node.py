@@ -2,9 +2,13 @@
 World-model node: the plan's current stage, its progress, the predicted reward, keyframes.
 
 A thin ROS 2 adapter over :class:`.monitor.WorldModelMonitor`. Every
-``/joint_states`` message is one step: it is judged with the latest
-``/ee_pose``, ``/task/state`` (privileged source) and
-``/perception/multiview/image`` (split into the world model's views), and
+``/joint_states`` message is one step: it is judged once the ``/ee_pose`` of
+its stamp, a ``/task/state`` received after it (privileged source; the
+simulator publishes it after the joints) and the
+``/perception/multiview/image`` of its stamp (split into the world model's
+views, when there is a model, once the views have been seen stamped like the
+joints) have arrived, or, when the next step starts first, with the latest of
+each; and
 ``/world_model/stage`` (String ``'<index> <name>'``, index from 1, ``'<n+1>
 done'`` past the last stage), ``/world_model/progress`` (Float32, 0-1 over
 the plan), ``/world_model/reward`` (Float32, the staged progress the world
@@ -78,8 +82,15 @@ class WorldModelNode(Node):
         planner = open_planner(values['planner'], values['planner_model'] or None)
         self.core = WorldModelMonitor(planner, values['state_source'], mae, values['control_hz'])
         self._pose: Optional[np.ndarray] = None
+        self._pose_stamp: Optional[int] = None
         self._task_state: Optional[dict[str, np.ndarray]] = None
+        self._task_fresh = False
         self._images: Optional[dict[str, np.ndarray]] = None
+        self._image_stamp: Optional[int] = None
+        self._pending: Optional[JointState] = None
+        #: Whether the tiled views are stamped like the joints (then a step waits for its own).
+        self._views_synced = False
+        self._joint_stamps: deque = deque(maxlen=10)
         self._latencies: deque = deque(maxlen=LATENCY_WINDOW)
         self._last: Optional[tuple[int, str]] = None
         reliable, latched = topics.RELIABLE_QOS, topics.LATCHED_QOS
@@ -110,6 +121,8 @@ class WorldModelNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         """Keep the latest TCP position."""
         self._pose = pose_to_arrays(msg.pose)[0]
+        self._pose_stamp = _nanoseconds(msg.header.stamp)
+        self._try_step()
 
     def _on_task_state(self, msg: Float32MultiArray) -> None:
         """Keep the latest privileged task state."""
@@ -118,6 +131,8 @@ class WorldModelNode(Node):
         except ConversionError as error:
             self._task_state = None
             self._report(DiagnosticStatus.ERROR, f'bad /task/state: {error}')
+        self._task_fresh = True
+        self._try_step()
 
     def _on_image(self, msg: Image) -> None:
         """Keep the latest views, split from the tiled image."""
@@ -127,9 +142,34 @@ class WorldModelNode(Node):
         except (ConversionError, ValueError) as error:
             self._images = None
             self._report(DiagnosticStatus.WARN, f'multi-view image refused: {error}')
+        self._image_stamp = _nanoseconds(msg.header.stamp)
+        self._views_synced = self._views_synced or self._image_stamp in self._joint_stamps
+        self._try_step()
 
     def _on_joints(self, msg: JointState) -> None:
+        """Start a step; one still incomplete is judged now with the latest inputs."""
+        if self._pending is not None:
+            self._judge(self._pending)
+        self._pending = msg
+        self._joint_stamps.append(_nanoseconds(msg.header.stamp))
+        self._try_step()
+
+    def _try_step(self) -> None:
+        """Judge the pending step once its pose, task state and views have arrived."""
+        if self._pending is None:
+            return
+        stamp = _nanoseconds(self._pending.header.stamp)
+        if self._pose_stamp != stamp:
+            return
+        if self.core.source == 'privileged' and not self._task_fresh:
+            return
+        if self.core.views and self._views_synced and self._image_stamp != stamp:
+            return
+        self._judge(self._pending)
+
+    def _judge(self, msg: JointState) -> None:
         """Judge one step and publish what can be trusted of it."""
+        self._pending, self._task_fresh = None, False
         if self._pose is None:
             self._report(DiagnosticStatus.WARN, 'waiting for /ee_pose')
             return
@@ -177,6 +217,11 @@ class WorldModelNode(Node):
         self._report(level, message, {'updates': len(ms),
                                       'latency_median_ms': f'{np.median(ms):.3f}',
                                       'latency_p99_ms': f'{np.percentile(ms, 99):.3f}'})
+
+
+def _nanoseconds(stamp: Any) -> int:
+    """Return a message stamp as integer nanoseconds (exact, for matching stamps)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def main(args: Optional[list[str]] = None) -> int:
