@@ -8,9 +8,10 @@ import pytest
 from rosbags.rosbag2 import Writer
 from std_msgs.msg import String
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
-from visual_rl_stack.data.bags import find_bags, serialize, typestore
+from visual_rl_stack.data.bags import find_bags, read_messages, serialize, typestore
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.data.dataset import decode_episode
+from visual_rl_stack.data.recorder import BagRecorder
 from visual_rl_stack.evaluation.replay.evaluate import replay_evaluate
 from visual_rl_stack.evaluation.replay.recorded import read_recorded
 from visual_rl_stack.evaluation.replay.session import plan_components, ReplaySettings
@@ -130,3 +131,18 @@ def test_mismatched_cameras_and_observations_are_named(bags, tmp_path):
     push.task = None  # a bag whose task cannot be told: the observation layout decides
     problem = plan_components(push, ReplaySettings(policy='x'), state_policy).skipped['policy']
     assert 'observation' in problem and 'cube_position[3]' in problem
+
+
+def test_a_bag_without_task_state_leaves_out_what_needs_it(bags, tmp_path):
+    stripped = tmp_path / 'no_task_state'
+    with BagRecorder(stripped) as recorder:
+        for message in read_messages(bags / 'lift_seed0007'):
+            if message.topic != topics.TASK_STATE:
+                recorder.write(message.topic, message.msgtype, message.data, message.log_time)
+    episode = read_recorded(stripped)
+    assert episode.task is None and episode.action_mode == 'delta'
+    policy = open_policy('bc_state_lift', PolicyOptions(device='cpu'))
+    components = plan_components(episode, ReplaySettings(policy='bc_state_lift',
+                                                         world_model='stages'), policy)
+    assert not components.world_model and '/task/state' in components.skipped['world_model']
+    assert not components.policy and 'cube_position' in components.skipped['policy']

@@ -286,7 +286,8 @@ def spin_until_finished(node: BagPlayerNode, context: Context) -> None:
 
 def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
               topic_names: Optional[list[str]] = None, loop: bool = False,
-              start_paused: bool = False, context: Optional[Context] = None) -> PlayerStatus:
+              start_paused: bool = False, delay: float = 0.5,
+              context: Optional[Context] = None) -> PlayerStatus:
     """
     Play ``bags`` until the last message (or Ctrl-C; forever with ``loop``); return the status.
 
@@ -300,7 +301,8 @@ def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
     overrides = [Parameter('bags', value=[str(b) for b in bags]),
                  Parameter('rate', value=float(rate)), Parameter('clock', value=bool(clock)),
                  Parameter('loop', value=bool(loop)),
-                 Parameter('start_paused', value=bool(start_paused))]
+                 Parameter('start_paused', value=bool(start_paused)),
+                 Parameter('delay', value=float(delay))]
     if topic_names:
         overrides.append(Parameter('topics', value=list(topic_names)))
     try:

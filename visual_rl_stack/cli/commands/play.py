@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='play only these topics (default: every playable one)')
     parser.add_argument('--loop', action='store_true',
                         help='start again after the last bag, until Ctrl-C')
+    parser.add_argument('--delay', type=float, default=0.5,
+                        help='seconds to wait before the first message, so that subscribers '
+                             '(a recorder, a node graph) can match the new publishers '
+                             '(default 0.5)')
     parser.add_argument('--paused', action='store_true',
                         help='start paused: step with the services /player/step (a control '
                              'step), /player/play_next (a message), /player/pause')
@@ -25,5 +29,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``vrl play`` from parsed arguments."""
     play_main(args.bags, rate=args.rate, clock=args.clock, topic_names=args.topics,
-              loop=args.loop, start_paused=args.paused)
+              loop=args.loop, start_paused=args.paused, delay=args.delay)
     return 0
