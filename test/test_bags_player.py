@@ -1,9 +1,12 @@
 """The bag player over real DDS: round trip, QoS, /clock, lockstep and bad bags."""
 
 from collections import Counter
+import os
 from pathlib import Path
+import subprocess
+import sys
 
-from conftest import spin_until
+from conftest import next_domain_id, spin_until
 import numpy as np
 import pytest
 from rclpy.executors import SingleThreadedExecutor
@@ -252,3 +255,15 @@ def test_a_bag_that_breaks_off_is_reported_and_the_next_bag_plays(episode, tmp_p
     assert (errors and 'broken' in errors[0]) or broken in plan.unreadable
     with pytest.raises(BagError, match='nothing to play'):
         plan_playback([broken], topics=['/nothing'])
+
+
+def test_player_node_process_plays_to_the_end_and_refuses_bad_parameters(episode, tmp_path):
+    env = {**os.environ, 'ROS_DOMAIN_ID': str(next_domain_id())}
+    done = subprocess.run([sys.executable, '-m', 'visual_rl_stack.data.player_node', '--ros-args',
+                           '-p', f'bags:=[{episode}]', '-p', 'rate:=10.0', '-p', 'delay:=0.0'],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    missing = subprocess.run([sys.executable, '-m', 'visual_rl_stack.cli', 'play',
+                              str(tmp_path / 'nope')], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2 and 'nope' in missing.stderr

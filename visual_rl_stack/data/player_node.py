@@ -36,6 +36,7 @@ from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import SetBool, Trigger
 from visual_rl_stack.ros import topics
+from visual_rl_stack.ros.bringup import run_node_until
 from visual_rl_stack.ros.msg_conversions import stamp_from_seconds
 from visual_rl_stack.ros.node_params import declare_params, ParamSpec
 from visual_rl_stack.ros.shutdown import ending_on_shutdown
@@ -271,7 +272,7 @@ class BagPlayerNode(Node):
 
 
 def spin_until_finished(node: BagPlayerNode, context: Context) -> None:
-    """Serve the player's services until it has played everything or Ctrl-C; destroy it."""
+    """Serve the player's services until it has played everything or Ctrl-C."""
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
@@ -280,7 +281,6 @@ def spin_until_finished(node: BagPlayerNode, context: Context) -> None:
                 executor.spin_once(timeout_sec=0.05)
             time.sleep(0.2)  # let DDS deliver the last (reliable) messages
     finally:
-        node.destroy_node()
         executor.shutdown()
 
 
@@ -307,7 +307,10 @@ def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
         overrides.append(Parameter('topics', value=list(topic_names)))
     try:
         node = BagPlayerNode(context=context, parameter_overrides=overrides)
-        spin_until_finished(node, context)
+        try:
+            spin_until_finished(node, context)
+        finally:
+            node.destroy_node()
     finally:
         if own_context:
             context.try_shutdown()
@@ -319,19 +322,8 @@ def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run the player node (``ros2 run visual_rl_stack player_node --ros-args -p bags:=[...]``)."""
-    context = Context()
-    rclpy.init(args=args, context=context)
-    try:
-        node = BagPlayerNode(context=context)
-    except ValueError as error:
-        print(error, file=sys.stderr)
-        context.try_shutdown()
-        return 2
-    try:
-        spin_until_finished(node, context)
-    finally:
-        context.try_shutdown()
-    return 0
+    return run_node_until(lambda context: BagPlayerNode(context=context), spin_until_finished,
+                          args)
 
 
 if __name__ == '__main__':

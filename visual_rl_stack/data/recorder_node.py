@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from visual_rl_stack.ros.bringup import run_node_until
 from visual_rl_stack.ros.node_params import declare_params, ParamSpec
 from visual_rl_stack.ros.shutdown import ending_on_shutdown
 
@@ -165,20 +166,8 @@ def record_main(topics: list[str], output: Path, duration: Optional[float] = Non
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run the recorder node (``ros2 run visual_rl_stack recorder_node --ros-args ...``)."""
-    context = Context()
-    rclpy.init(args=args, context=context)
-    try:
-        node = BagRecorderNode(context=context)
-    except ValueError as error:
-        print(error, file=sys.stderr)
-        context.try_shutdown()
-        return 2
-    try:
-        spin_until_done(node, context)
-    finally:
-        node.destroy_node()
-        context.try_shutdown()
-    return 0
+    return run_node_until(lambda context: BagRecorderNode(context=context), spin_until_done,
+                          args)
 
 
 if __name__ == '__main__':

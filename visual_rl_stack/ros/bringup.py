@@ -65,6 +65,30 @@ def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None) -> i
     return 0
 
 
+def run_node_until(factory: Callable[[Context], Node], spin: Callable[[Node, Context], None],
+                   args: Optional[list[str]] = None) -> int:
+    """
+    Run one node that drives its own loop (``spin``) until it returns or Ctrl-C: a ``main()``.
+
+    Invalid parameters (ValueError from ``factory``) print their message and
+    return 2; the node is destroyed and the context shut down however it ends.
+    """
+    context = Context()
+    rclpy.init(args=args, context=context)
+    try:
+        node = factory(context)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        context.try_shutdown()
+        return 2
+    try:
+        spin(node, context)
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+    return 0
+
+
 def create_node(spec: NodeSpec, params: dict[str, Any], context: Context) -> Node:
     """
     Instantiate a node class as the launch file would start it (name, remappings, params).
