@@ -267,3 +267,19 @@ def test_player_node_process_plays_to_the_end_and_refuses_bad_parameters(episode
                               str(tmp_path / 'nope')], env=env, capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 2 and 'nope' in missing.stderr
+
+
+def test_loop_starts_over_and_topics_limit_what_is_played(ros_context, tmp_path):
+    stamps = [0, 100_000_000]
+    bag = _write_bag(tmp_path / 'two', [(topics.JOINT_STATES, _joints(t), t) for t in stamps]
+                     + [(topics.TASK_INSTRUCTION, String(data='x'), 5)])
+    player = _player(ros_context, bag, loop=True, start_paused=True,
+                     topics=[topics.JOINT_STATES, '/not/there'])
+    try:
+        assert set(player.plan.topics) == {topics.JOINT_STATES}
+        assert 'no bag holds it' in player.plan.skipped['/not/there']
+        played = [player.play_frame()[0].log_time for _ in range(5)]
+        assert played == [0, 100_000_000, 0, 100_000_000, 0]
+        assert player.status.passes == 2 and not player.finished
+    finally:
+        player.destroy_node()

@@ -94,8 +94,9 @@ def _timeline_plot(path: Path, seconds: np.ndarray, series: EpisodeSeries,
         if values is not None and np.isfinite(values).any():
             axis.plot(seconds, values, label=label)
     if success.any():
-        axis.axvspan(seconds[int(np.argmax(success))], seconds[-1], color='green', alpha=0.1,
-                     label='recorded success')
+        period = float(np.median(np.diff(seconds))) if len(seconds) > 1 else 0.1
+        axis.axvspan(seconds[int(np.argmax(success))], seconds[-1] + period, color='green',
+                     alpha=0.15, label='recorded success')
     axis.set_ylabel('reward')
     axis.legend(loc='upper left', fontsize=8)
     axis.grid(alpha=0.3)

@@ -49,6 +49,10 @@ ARM_TOPICS = {'delta': (topics.ARM_DELTA_TWIST, TwistStamped),
               'absolute': (topics.ARM_TARGET_POSE, PoseStamped)}
 #: World-model stage label of a finished plan (``'<n+1> done'``).
 DONE = 'done'
+#: Views the affordance node prompts with (its default; ``config/sim_graph.yaml``).
+AFFORDANCE_VIEWS = ('front', 'side')
+#: ``--world-model`` value that runs the world-model node's stages without a learned model.
+STAGES_ONLY = 'stages'
 
 
 @dataclass(frozen=True)
@@ -152,10 +156,6 @@ def plan_components(episode: RecordedEpisode, settings: ReplaySettings,
                       episode.action_mode, skipped)
 
 
-#: Views the affordance node prompts with (its default; ``config/sim_graph.yaml``).
-AFFORDANCE_VIEWS = ('front', 'side')
-
-
 def policy_problem(episode: RecordedEpisode, policy: Any) -> Optional[str]:
     """Return why ``policy`` cannot be replayed on ``episode`` (None when it can)."""
     if episode.action_mode is None:
@@ -209,10 +209,6 @@ def replay_graph(components: Components, settings: ReplaySettings, control_hz: f
         overrides['world_model_node'] = {'world_model': model, 'control_hz': float(control_hz)}
     return (GraphSpec('replay_eval', tuple(nodes), use_sim_time=True,
                       description='nodes scored by vrl replay-eval'), overrides)
-
-
-#: ``--world-model`` value that runs the world-model node's stages without a learned model.
-STAGES_ONLY = 'stages'
 
 
 class ReplayEvaluator(Node):
