@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 from visual_rl_stack.evaluation.replay.metrics import (action_errors, correlation, first_step,
-                                                       keypoint_displacements, separation_auc,
-                                                       summary)
+                                                       keypoint_displacements, summary)
 from visual_rl_stack.evaluation.replay.report import keyframe_rows
 
 
@@ -37,13 +36,6 @@ def test_absolute_action_errors_compare_quaternions_up_to_sign():
         action_errors(predicted[:, :7], recorded, 'absolute')
     with pytest.raises(ValueError, match='action mode'):
         action_errors(predicted, recorded, 'joint')
-
-
-def test_auc_counts_ordered_pairs_and_needs_both_classes():
-    assert separation_auc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
-    assert separation_auc([0.1, 0.8, 0.9, 0.2], [True, True, False, False]) == 0.25
-    assert separation_auc([0.5, 0.5], [True, False]) == 0.5
-    assert separation_auc([0.5, 0.7], [True, True]) is None
 
 
 def test_keypoint_displacements_follow_each_keypoint_between_answers():

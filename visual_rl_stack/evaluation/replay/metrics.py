@@ -77,23 +77,6 @@ def keypoint_displacements(answers: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.linalg.norm(b - a, axis=1) for a, b in zip(sets, sets[1:])])
 
 
-def separation_auc(scores: Sequence[float], labels: Sequence[bool]) -> Optional[float]:
-    """
-    Return the ROC AUC of ``scores`` for telling positive ``labels`` from negative ones.
-
-    The probability that a random positive scores above a random negative
-    (ties count half), i.e. the Mann-Whitney U over the pairs; None unless
-    both classes are present.
-    """
-    scores, labels = np.asarray(scores, float), np.asarray(labels, bool)
-    positive, negative = scores[labels], scores[~labels]
-    if not len(positive) or not len(negative):
-        return None
-    greater = (positive[:, None] > negative[None, :]).sum()
-    ties = (positive[:, None] == negative[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(positive) * len(negative)))
-
-
 def correlation(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
     """Return the Pearson correlation of the finite pairs (None if either side is constant)."""
     a, b = np.asarray(a, float), np.asarray(b, float)

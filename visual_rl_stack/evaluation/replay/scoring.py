@@ -14,10 +14,10 @@ from typing import Optional
 
 import numpy as np
 
-from .metrics import (action_errors, correlation, first_step, keypoint_displacements,
-                      separation_auc, summary)
+from .metrics import action_errors, correlation, first_step, keypoint_displacements, summary
 from .recorded import RecordedEpisode
 from .session import Components, DONE, EpisodeTrace
+from ..reward_quality import roc_auc
 
 
 @dataclass
@@ -85,13 +85,15 @@ def _score_affordance(episode: RecordedEpisode, trace: EpisodeTrace,
     answers = [points for _, points in trace.keypoints]
     moved = keypoint_displacements(answers)
     series.displacement = moved.mean(axis=1) if moved.size else None
-    unpaid = series.dense[episode.reward == 0]  # the dense term alone: no success payment
+    # The score is the last dense term before any success payment, as `vrl reward-quality`
+    # scores an episode by its final dense level.
+    unpaid = series.dense[(episode.reward == 0) & np.isfinite(series.dense)]
     finite = series.dense[np.isfinite(series.dense)]
     return {'answers': len(answers),
             'keypoint_displacement_cm': summary(moved.ravel() * 100.0),
             'dense_mean': float(finite.mean()) if len(finite) else None,
             'dense_final': float(finite[-1]) if len(finite) else None,
-            'score': float(np.nanmean(unpaid)) if np.isfinite(unpaid).any() else None}
+            'score': float(unpaid[-1]) if len(unpaid) else None}
 
 
 def _score_world_model(episode: RecordedEpisode, trace: EpisodeTrace,
@@ -175,8 +177,8 @@ def summarise(results: list[dict], series: list[EpisodeSeries]) -> dict:
                  and s.displacement is not None]
         out['affordance'] = {
             'episodes': len(affordance),
-            'auc_success_vs_failure': separation_auc([r['affordance']['score'] for r in labelled],
-                                                     [r['success'] for r in labelled]),
+            'auc_success_vs_failure': roc_auc([r['affordance']['score'] for r in labelled],
+                                              [r['success'] for r in labelled]),
             'successes': sum(bool(r['success']) for r in labelled),
             'failures': sum(not r['success'] for r in labelled),
             'keypoint_displacement_cm': summary(np.concatenate(moved) * 100.0 if moved else []),
