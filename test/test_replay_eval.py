@@ -146,3 +146,18 @@ def test_a_bag_without_task_state_leaves_out_what_needs_it(bags, tmp_path):
                                                          world_model='stages'), policy)
     assert not components.world_model and '/task/state' in components.skipped['world_model']
     assert not components.policy and 'cube_position' in components.skipped['policy']
+
+
+def test_a_bag_without_cameras_replays_the_state_policy(bags, tmp_path):
+    folder = tmp_path / 'bags'
+    with BagRecorder(folder / 'no_cameras') as recorder:
+        for message in read_messages(bags / 'lift_seed0008'):
+            if message.topic.split('/')[1] not in VIEWS:
+                recorder.write(message.topic, message.msgtype, message.data, message.log_time)
+    settings = ReplaySettings(policy='bc_state_lift', affordance='keypoint_net',
+                              step_timeout=15.0)
+    document = replay_evaluate(folder, settings, tmp_path / 'out', progress=False)
+    episode = _episode(document, 'no_cameras')
+    assert 'cameras' in episode['skipped'] and 'affordance' in episode['skipped']
+    assert episode['policy']['answered_steps'] == episode['steps']
+    assert (tmp_path / 'out' / 'episodes' / 'no_cameras' / 'action_error.png').is_file()

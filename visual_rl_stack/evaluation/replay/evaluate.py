@@ -82,7 +82,12 @@ def _evaluate_bag(bag: Path, settings: ReplaySettings, policy: Optional[object],
         reasons = '; '.join(f'{k}: {v}' for k, v in components.skipped.items())
         return ({'episode': episode.name, 'bag': str(bag),
                  'error': f'nothing to evaluate on this bag ({reasons})'}, EpisodeSeries(), {})
-    trace = replay_episode(episode, components, settings, context)
+    try:
+        trace = replay_episode(episode, components, settings, context)
+    except (ValueError, ImportError, RuntimeError, TimeoutError, BagError) as error:
+        # A node that cannot start on this bag (its parameters, its model) fails this episode.
+        return ({'episode': episode.name, 'bag': str(bag),
+                 'error': f'replay failed: {type(error).__name__}: {error}'}, EpisodeSeries(), {})
     result, series = score_episode(episode, components, trace)
     plots = episode_plots(out / 'episodes' / episode.name, result, series, trace,
                           episode.stamps, episode.reward, episode.success, episode.action[:, -1])

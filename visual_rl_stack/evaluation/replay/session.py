@@ -187,10 +187,11 @@ def replay_graph(components: Components, settings: ReplaySettings, control_hz: f
                  ) -> tuple[GraphSpec, dict[str, dict[str, Any]]]:
     """Return the graph that replays one episode, and the parameters of its nodes."""
     height, width = components.image_size
-    nodes = [CAMERA_NODE]
-    overrides: dict[str, dict[str, Any]] = {'camera_node': {
-        'cameras': components.views, 'image_width': int(width), 'image_height': int(height),
-        'publish_points': False}}
+    nodes, overrides = [], {}
+    if components.views:
+        nodes.append(CAMERA_NODE)
+        overrides['camera_node'] = {'cameras': components.views, 'image_width': int(width),
+                                    'image_height': int(height), 'publish_points': False}
     if components.policy:
         remaps = tuple((t, topics.shadow_topic(t)) for t in (
             topics.ARM_DELTA_TWIST, topics.ARM_TARGET_POSE, topics.GRIPPER_COMMAND))
