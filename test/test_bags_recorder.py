@@ -1,4 +1,4 @@
-"""The recorder node over real DDS: raw recording, late topics, Ctrl-C safety."""
+"""The recorder node over real DDS: raw recording, late topics, Ctrl-C and SIGTERM safety."""
 
 import os
 from pathlib import Path
@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -59,17 +60,24 @@ def test_records_raw_messages_and_picks_up_late_topics(ros_context, spin, tmp_pa
     assert strings == [f'late {i}' for i in range(5)]
 
 
-def test_sigint_leaves_a_readable_bag(ros_context, spin, tmp_path):
+def ignore_sigint() -> None:
+    """Start a child as a shell starts a background job (``&``): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize('stop_signal, preexec', [
+    (signal.SIGINT, None), (signal.SIGINT, ignore_sigint), (signal.SIGTERM, None)],
+    ids=['ctrl-c', 'ctrl-c-in-background', 'sigterm'])
+def test_stopping_the_recorder_leaves_a_readable_bag(ros_context, spin, tmp_path,
+                                                     stop_signal, preexec):
     bag = tmp_path / 'bag'
     env = dict(os.environ, ROS_DOMAIN_ID=str(ros_context.get_domain_id()),
                PYTHONPATH=os.pathsep.join(sys.path))
     script = ('from pathlib import Path; from visual_rl_stack.data.recorder_node import '
               f'record_main; record_main(["/chatter"], Path({str(bag)!r}))')
-    # A test run started in the background inherits SIGINT as ignored, and Python keeps
-    # it ignored in the child; give the recorder the default Ctrl-C disposition.
     process = subprocess.Popen([sys.executable, '-c', script], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=preexec)
     talker = Node('talker', context=ros_context)
     pub = talker.create_publisher(String, '/chatter', topics.RELIABLE_QOS)
     executor = SingleThreadedExecutor(context=ros_context)
@@ -83,12 +91,13 @@ def test_sigint_leaves_a_readable_bag(ros_context, spin, tmp_path):
         # queue, also on a loaded machine: Ctrl-C stops it before it takes any still queued.
         assert pub.wait_for_all_acked(Duration(seconds=30))
         time.sleep(2.0)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
         talker.destroy_node()
         executor.shutdown()
+    assert process.returncode == 0, output
     assert (bag / 'metadata.yaml').is_file(), output
     assert [deserialize(m).data for m in read_messages(Path(bag))] == [str(i) for i in range(10)]

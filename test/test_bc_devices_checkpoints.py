@@ -2,12 +2,14 @@
 
 from contextlib import nullcontext
 import json
+import threading
 
 import pytest
 import torch
 from torch import nn
 from visual_rl_stack.core.checkpoints import load_checkpoint, save_checkpoint
-from visual_rl_stack.core.devices import autocast_context, maybe_compile, resolve_device
+from visual_rl_stack.core.devices import (autocast_context, limit_thread_torch, maybe_compile,
+                                          resolve_device)
 
 
 def test_resolve_device_auto_cpu_and_bad_names():
@@ -19,6 +21,22 @@ def test_resolve_device_auto_cpu_and_bad_names():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA is not available'):
             resolve_device('cuda:0')
+
+
+def test_limit_thread_torch_leaves_the_other_threads_alone():
+    before = torch.get_num_threads()
+    seen = []
+
+    def worker() -> None:
+        limit_thread_torch(1)
+        torch.ones(64, 64) @ torch.ones(64, 64)
+        seen.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [1]
+    assert torch.get_num_threads() == before
 
 
 def test_cpu_gets_no_autocast_and_no_compile():

@@ -42,6 +42,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Float32, String
 from std_srvs.srv import Trigger
+from visual_rl_stack.core.devices import limit_thread_torch
 from visual_rl_stack.perception.preprocess import FrameRejected
 from visual_rl_stack.perception.sync import MultiViewSynchronizer, SyncedSet
 from visual_rl_stack.ros import topics
@@ -103,6 +104,9 @@ PARAMS = {
                                   read_only=True),
     'log_path': ParamSpec('', 'JSONL file every raw model reply is appended to; empty: none.',
                           read_only=True),
+    'query_threads': ParamSpec(1, 'torch intra-op threads of the query worker; more let its '
+                               'OpenMP pool slow the torch work of the other threads of the '
+                               'process (4x measured on 2 cores).', 1, 64, read_only=True),
 }
 
 
@@ -134,6 +138,7 @@ class AffordanceNode(Node):
         self._episode = 0
         self._waiting = False
         self._tolerance = values['sync_tolerance']
+        self._query_threads = values['query_threads']
         self._sets: deque = deque(maxlen=3)
         self._start_stamp: Optional[float] = None
         self._poses: deque = deque()
@@ -282,6 +287,7 @@ class AffordanceNode(Node):
 
     def _work(self) -> None:
         """Answer queued queries until the node is destroyed."""
+        limit_thread_torch(self._query_threads)
         while True:
             with self._ready:
                 self._ready.wait_for(lambda: self._stop or self._job is not None)

@@ -28,7 +28,6 @@ import threading
 import time
 from typing import Any, Optional
 
-import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -39,7 +38,7 @@ from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import run_node_until
 from visual_rl_stack.ros.msg_conversions import stamp_from_seconds
 from visual_rl_stack.ros.node_params import declare_params, ParamSpec
-from visual_rl_stack.ros.shutdown import ending_on_shutdown
+from visual_rl_stack.ros.shutdown import ending_on_shutdown, init_process_context
 
 from .bags import BagError, BagMessage, find_bags, message_class, serialize
 from .playback import Pacer, plan_playback, PlaybackCursor, PlaybackPlan
@@ -291,13 +290,12 @@ def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
     """
     Play ``bags`` until the last message (or Ctrl-C; forever with ``loop``); return the status.
 
-    Without ``context`` a private one is initialised (with Ctrl-C handling)
+    Without ``context`` a private one is initialised (Ctrl-C and SIGTERM end it cleanly)
     and shut down afterwards.
     """
     own_context = context is None
     if own_context:
-        context = Context()
-        rclpy.init(context=context)
+        context = init_process_context()
     overrides = [Parameter('bags', value=[str(b) for b in bags]),
                  Parameter('rate', value=float(rate)), Parameter('clock', value=bool(clock)),
                  Parameter('loop', value=bool(loop)),

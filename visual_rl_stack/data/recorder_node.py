@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Any, Optional
 
-import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -21,7 +20,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from visual_rl_stack.ros.bringup import run_node_until
 from visual_rl_stack.ros.node_params import declare_params, ParamSpec
-from visual_rl_stack.ros.shutdown import ending_on_shutdown
+from visual_rl_stack.ros.shutdown import ending_on_shutdown, init_process_context
 
 from .bags import BagError, is_known_type, message_class
 from .recorder import BagRecorder, sim_graph_topics
@@ -141,12 +140,11 @@ def record_main(topics: list[str], output: Path, duration: Optional[float] = Non
     Record ``topics`` (the sim graph's if empty) to the bag ``output``; return its path.
 
     Runs until Ctrl-C or ``duration`` seconds. Without ``context`` a private one
-    is initialised (with Ctrl-C handling) and shut down afterwards.
+    is initialised (Ctrl-C and SIGTERM end it cleanly) and shut down afterwards.
     """
     own_context = context is None
     if own_context:
-        context = Context()
-        rclpy.init(context=context)
+        context = init_process_context()
     overrides = [Parameter('output', value=str(output))]
     if topics:
         overrides.append(Parameter('topics', value=list(topics)))

@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from .graph import graph as find_graph, GraphSpec, NodeSpec
-from .shutdown import ending_on_shutdown
+from .shutdown import ending_on_shutdown, init_process_context
 
 Overrides = dict[str, dict[str, Any]]
 
@@ -73,8 +73,7 @@ def run_node_until(factory: Callable[[Context], Node], spin: Callable[[Node, Con
     Invalid parameters (ValueError from ``factory``) print their message and
     return 2; the node is destroyed and the context shut down however it ends.
     """
-    context = Context()
-    rclpy.init(args=args, context=context)
+    context = init_process_context(args)
     try:
         node = factory(context)
     except ValueError as error:
@@ -164,8 +163,7 @@ class GraphRunner:
         On failure the nodes created so far are destroyed before the error propagates.
         """
         if self._own_context:
-            self.context = Context()
-            rclpy.init(context=self.context)
+            self.context = init_process_context()
         self.executor = SingleThreadedExecutor(context=self.context)
         try:
             for spec in self.graph.nodes:

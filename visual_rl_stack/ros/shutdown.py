@@ -1,11 +1,27 @@
 """The ways spinning a node ends on Ctrl-C or shutdown, handled in one place."""
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
+import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
+from rclpy.signals import SignalHandlerOptions
+
+
+def init_process_context(args: Optional[list[str]] = None) -> Context:
+    """
+    Initialise a private context that Ctrl-C and SIGTERM shut down: a process's own.
+
+    rclpy installs its signal handlers only for the default context. With a
+    private one, SIGTERM (``kill``, ``docker stop``, ``ros2 launch`` escalating)
+    killed a recorder before it closed its bag, and a process started in the
+    background (``&``), which inherits SIGINT ignored, never stopped on Ctrl-C.
+    """
+    context = Context()
+    rclpy.init(args=args, context=context, signal_handler_options=SignalHandlerOptions.ALL)
+    return context
 
 
 @contextmanager

@@ -68,8 +68,12 @@ class KeypointNetBackend:
     snapped_keypoints: tuple[str, ...] = ()
 
     def __init__(self, path: Union[str, Path, None] = None, views: Optional[Sequence[str]] = None,
-                 device: str = 'cpu', refine: bool = True, threads: Optional[int] = 2) -> None:
-        """Load the network in ``path`` (default: the shipped model) for ``views`` (all)."""
+                 device: str = 'cpu', refine: bool = True, threads: Optional[int] = None) -> None:
+        """
+        Load the network in ``path`` (default: the shipped model) for ``views`` (all).
+
+        ``threads`` sets torch's intra-op threads (None: the caller's setting).
+        """
         self.path = resolve_model(path)
         self.views = None if views is None else tuple(views)
         self.refine = refine

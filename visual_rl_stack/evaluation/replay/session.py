@@ -440,9 +440,9 @@ def replay_episode(episode: RecordedEpisode, components: Components, settings: R
     try:
         graph.start(background=False)
         evaluator = ReplayEvaluator(episode, components, settings, context)
-        # One executor in this thread for the graph and the evaluator: torch runs its
-        # intra-op threads well only from the main thread (inference in a background
-        # thread measured 3.5x slower here), and the frames stay in one order.
+        # One executor in this thread for the graph and the evaluator: the models are built
+        # here, and torch ops from a second thread while this one keeps its OpenMP pool ran
+        # 3.5x slower (see limit_thread_torch); the frames also stay in one order.
         for node in graph.nodes.values():
             evaluator.executor_.add_node(node)
         trace = evaluator.play(graph, progress)
