@@ -1,7 +1,12 @@
-"""``vrl replay-eval`` end to end on bags collected here, bad bags included."""
+"""``vrl replay-eval`` end to end on bags collected here, bad bags and a stop included."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -161,3 +166,31 @@ def test_a_bag_without_cameras_replays_the_state_policy(bags, tmp_path):
     assert 'cameras' in episode['skipped'] and 'affordance' in episode['skipped']
     assert episode['policy']['answered_steps'] == episode['steps']
     assert (tmp_path / 'out' / 'episodes' / 'no_cameras' / 'action_error.png').is_file()
+
+
+def test_a_stopped_evaluation_reports_the_finished_episodes(bags, ros_context, tmp_path):
+    folder, out = tmp_path / 'bags', tmp_path / 'out'
+    for copy in range(10):
+        shutil.copytree(bags / 'lift_seed0007', folder / f'lift_copy{copy:02d}')
+    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_context.get_domain_id()),
+               PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'visual_rl_stack.cli', 'replay-eval', '--bags', str(folder),
+         '--policy', 'bc_state_lift', '--out', str(out), '--no-progress'],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180.0
+        while not any(out.glob('episodes/*/*.png')) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[0]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    document = json.loads((out / 'summary.json').read_text())
+    finished = len(document['episodes'])
+    assert 1 <= finished < 10 and document['summary']['failed'] == [], output
+    assert f'after {finished} of 10 bags' in document['interrupted']
+    assert document['interrupted'] in (out / 'report.md').read_text()

@@ -13,6 +13,8 @@ from types import ModuleType
 from typing import Optional
 
 COMMANDS_PACKAGE = 'visual_rl_stack.cli.commands'
+#: Exit code of a command stopped by Ctrl-C or SIGTERM, as a shell reports one (128 + SIGINT).
+INTERRUPTED_EXIT = 130
 #: sub-command -> (module in :data:`COMMANDS_PACKAGE`, help); each has add_arguments and main.
 COMMANDS = {
     'eval': ('eval', 'evaluate a policy on a task over a range of seeds'),
@@ -71,7 +73,7 @@ def main(argv: Optional[list] = None) -> int:
         code = command_module(args.command).main(args)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
     except (ValueError, FileNotFoundError) as error:
         print(f'vrl {args.command}: error: {error}', file=sys.stderr)
         return 2

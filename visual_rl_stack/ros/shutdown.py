@@ -10,7 +10,8 @@ from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.signals import SignalHandlerOptions
 
 
-def init_process_context(args: Optional[list[str]] = None) -> Context:
+def init_process_context(args: Optional[list[str]] = None,
+                         domain_id: Optional[int] = None) -> Context:
     """
     Initialise a private context that Ctrl-C and SIGTERM shut down: a process's own.
 
@@ -20,7 +21,8 @@ def init_process_context(args: Optional[list[str]] = None) -> Context:
     background (``&``), which inherits SIGINT ignored, never stopped on Ctrl-C.
     """
     context = Context()
-    rclpy.init(args=args, context=context, signal_handler_options=SignalHandlerOptions.ALL)
+    rclpy.init(args=args, context=context, domain_id=domain_id,
+               signal_handler_options=SignalHandlerOptions.ALL)
     return context
 
 

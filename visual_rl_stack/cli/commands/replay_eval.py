@@ -5,6 +5,7 @@ from pathlib import Path
 import shlex
 import sys
 
+from visual_rl_stack.cli.main import INTERRUPTED_EXIT
 from visual_rl_stack.evaluation.replay.evaluate import replay_evaluate
 from visual_rl_stack.evaluation.replay.session import ReplaySettings, STAGES_ONLY
 
@@ -43,6 +44,6 @@ def main(args: argparse.Namespace) -> int:
                               world_model=args.world_model, device=args.device,
                               step_timeout=args.step_timeout, query_every=args.query_every,
                               deployed_limits=args.deployed_limits)
-    replay_evaluate(args.bags, settings, args.out, progress=not args.no_progress,
-                    command=shlex.join(['vrl', *sys.argv[1:]]))
-    return 0
+    document = replay_evaluate(args.bags, settings, args.out, progress=not args.no_progress,
+                               command=shlex.join(['vrl', *sys.argv[1:]]))
+    return INTERRUPTED_EXIT if 'interrupted' in document else 0

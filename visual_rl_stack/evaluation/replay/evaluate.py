@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import rclpy
 from rclpy.context import Context
 from tqdm import tqdm
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
 from visual_rl_stack.data.bags import BagError, find_bags
+from visual_rl_stack.ros.shutdown import ending_on_shutdown, init_process_context
 
 from .recorded import read_recorded
 from .report import episode_plots, write_report
@@ -31,6 +31,8 @@ def replay_evaluate(bags: Path, settings: ReplaySettings, out: Path, progress: b
 
     Returns the summary document (what ``summary.json`` holds). Without
     ``context`` one is made on ``ROS_DOMAIN_ID`` (default 42) and shut down.
+    Ctrl-C, SIGTERM or a shutdown of ``context`` stop it after the finished
+    episodes, which are reported (the header's ``interrupted`` says so).
     """
     if settings.policy is None and settings.affordance is None and settings.world_model is None:
         raise ValueError('nothing to evaluate: give a policy, an affordance backend or a '
@@ -42,19 +44,23 @@ def replay_evaluate(bags: Path, settings: ReplaySettings, out: Path, progress: b
               if settings.policy else None)
     own_context = context is None
     if own_context:
-        context = Context()
-        rclpy.init(context=context, domain_id=int(os.environ.get('ROS_DOMAIN_ID', '42')))
+        context = init_process_context(domain_id=int(os.environ.get('ROS_DOMAIN_ID', '42')))
     results: list[dict] = []
     series: list[EpisodeSeries] = []
     plots: dict[str, dict] = {}
     try:
         bar = tqdm(paths, disable=not progress, desc='replay-eval', unit='episode')
-        for bag in bar:
-            bar.set_postfix_str(bag.name)
-            result, one_series, one_plots = _evaluate_bag(bag, settings, policy, out, context)
-            results.append(result)
-            series.append(one_series)
-            plots[result['episode']] = one_plots
+        with ending_on_shutdown(context):
+            for bag in bar:
+                bar.set_postfix_str(bag.name)
+                evaluated = _evaluate_bag(bag, settings, policy, out, context)
+                if evaluated is None:
+                    break  # stopped during this episode's replay: it is cut short
+                result, one_series, one_plots = evaluated
+                results.append(result)
+                series.append(one_series)
+                plots[result['episode']] = one_plots
+        interrupted = not context.ok() or len(results) < len(paths)
     finally:
         if own_context:
             context.try_shutdown()
@@ -63,15 +69,23 @@ def replay_evaluate(bags: Path, settings: ReplaySettings, out: Path, progress: b
               'world_model': settings.world_model, 'device': settings.device,
               'safety_limits': 'deployed' if settings.deployed_limits else 'simulator',
               'command': command}
+    if interrupted:
+        header['interrupted'] = (f'stopped (Ctrl-C or shutdown) after {len(results)} of '
+                                 f'{len(paths)} bags; the report holds those finished')
     paths_written = write_report(out, summary, results, plots, header)
-    print(f'replay-eval: {summary["replayed"]} / {summary["episodes"]} episodes; report '
-          f'{paths_written["html"]}')
+    print(f'replay-eval: {summary["replayed"]} / {summary["episodes"]} episodes'
+          + (f' ({header["interrupted"]})' if interrupted else '')
+          + f'; report {paths_written["html"]}')
     return {**header, 'summary': summary, 'episodes': results}
 
 
 def _evaluate_bag(bag: Path, settings: ReplaySettings, policy: Optional[object], out: Path,
-                  context: Context) -> tuple[dict, EpisodeSeries, dict]:
-    """Replay and score one bag; a bag that cannot be replayed gives a result with an error."""
+                  context: Context) -> Optional[tuple[dict, EpisodeSeries, dict]]:
+    """
+    Replay and score one bag; a bag that cannot be replayed gives a result with an error.
+
+    None when ``context`` was shut down (Ctrl-C) during the replay.
+    """
     try:
         episode = read_recorded(bag)
     except BagError as error:
@@ -86,8 +100,12 @@ def _evaluate_bag(bag: Path, settings: ReplaySettings, policy: Optional[object],
         trace = replay_episode(episode, components, settings, context)
     except (ValueError, ImportError, RuntimeError, TimeoutError, BagError) as error:
         # A node that cannot start on this bag (its parameters, its model) fails this episode.
+        if not context.ok():
+            return None
         return ({'episode': episode.name, 'bag': str(bag),
                  'error': f'replay failed: {type(error).__name__}: {error}'}, EpisodeSeries(), {})
+    if not context.ok():
+        return None
     result, series = score_episode(episode, components, trace)
     plots = episode_plots(out / 'episodes' / episode.name, result, series, trace,
                           episode.stamps, episode.reward, episode.success, episode.action[:, -1])
