@@ -60,7 +60,7 @@ def replay_evaluate(bags: Path, settings: ReplaySettings, out: Path, progress: b
                 results.append(result)
                 series.append(one_series)
                 plots[result['episode']] = one_plots
-        interrupted = not context.ok() or len(results) < len(paths)
+        interrupted = len(results) < len(paths)
     finally:
         if own_context:
             context.try_shutdown()
