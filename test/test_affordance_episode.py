@@ -11,7 +11,7 @@ from visual_rl_stack.core.rewards import REWARD_ENTRY_POINTS
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.residual_policy.resip.config import PPOConfig, ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.env import ResidualTaskEnv, reward_names
-from visual_rl_stack.residual_policy.resip.train_residual import reward_options
+from visual_rl_stack.residual_policy.resip.residual_run import reward_options
 from visual_rl_stack.vlm_affordance.backends import BACKENDS
 from visual_rl_stack.vlm_affordance.episode_affordance import EpisodeAffordance, ERROR, OK, WARN
 
@@ -118,12 +118,13 @@ def test_kagi_reward_in_the_residual_env_queries_once_per_seed():
 def test_the_kagi_reward_is_potential_based_with_ppo_gamma_by_default():
     """Potential form: r = gamma * phi' - phi of the progress the 'progress' form pays."""
     settings = ResidualTrainSettings(task='pick_place', base='unused', reward='kagi')
-    options = reward_options(settings, PPOConfig(gamma=0.98))
+    options = reward_options(settings, 0.98)
     assert options['potential'] and options['gamma'] == 0.98
     assert options['backend'] == 'keypoint_net'
-    progress_options = reward_options(replace(settings, reward_shaping='progress'), PPOConfig())
+    progress_options = reward_options(replace(settings, reward_shaping='progress'),
+                                      PPOConfig().gamma)
     assert not progress_options['potential']
-    assert reward_options(replace(settings, reward='sparse'), PPOConfig()) == {}
+    assert reward_options(replace(settings, reward='sparse'), PPOConfig().gamma) == {}
     with pytest.raises(ValueError, match='reward_shaping must be one of'):
         replace(settings, reward_shaping='hover').check()
     actions = [np.array([0.01, 0.0, -0.01, 0.0, 0.0, 0.0, 1.0])] * 4

@@ -57,23 +57,30 @@ class BatchedBasePolicy:
         self.fresh[mask] = True
         self.cursor[mask] = self.n_act
 
-    def act(self, states: np.ndarray) -> np.ndarray:
-        """Append each env's new state ``(N, S)`` and return its base action ``(N, A)``."""
+    def act(self, states: np.ndarray, envs: Optional[np.ndarray] = None) -> np.ndarray:
+        """
+        Append each env's new state and return its base action ``(N, A)``.
+
+        ``states`` is ``(N, S)`` for every env, or one row per index in
+        ``envs`` to advance only those (e.g. the last observation of an
+        episode that hit its time limit, before the env is reset).
+        """
+        envs = np.arange(self.num_envs) if envs is None else np.asarray(envs, np.int64)
         states = np.asarray(states, np.float32)
-        if states.shape != self.history[:, 0].shape:
-            raise ValueError(f'states must have shape {self.history[:, 0].shape}, '
+        if states.shape != (len(envs), self.history.shape[2]):
+            raise ValueError(f'states must have shape {(len(envs), self.history.shape[2])}, '
                              f'got {states.shape}')
+        fresh = self.fresh[envs]
         # A fresh window is padded with its first observation, as in training.
-        self.history[self.fresh] = states[self.fresh, None]
-        self.history[~self.fresh] = np.concatenate(
-            [self.history[~self.fresh, 1:], states[~self.fresh, None]], axis=1)
-        self.fresh[:] = False
-        planning = self.cursor >= self.n_act
-        if planning.any():
-            self._plan(np.flatnonzero(planning))
-        rows = np.arange(self.num_envs)
-        actions = self.chunks[rows, self.n_obs - 1 + self.cursor]
-        self.cursor += 1
+        self.history[envs[fresh]] = states[fresh, None]
+        self.history[envs[~fresh]] = np.concatenate(
+            [self.history[envs[~fresh], 1:], states[~fresh, None]], axis=1)
+        self.fresh[envs] = False
+        planning = envs[self.cursor[envs] >= self.n_act]
+        if len(planning):
+            self._plan(planning)
+        actions = self.chunks[envs, self.n_obs - 1 + self.cursor[envs]]
+        self.cursor[envs] += 1
         return actions
 
     def _plan(self, envs: np.ndarray) -> None:

@@ -137,13 +137,21 @@ class ResidualPolicyRunner(BCPolicyRunner):
         super().__init__(checkpoint, device, num_inference_steps or trained_steps, seed,
                          action_steps or trained_action_steps, warm_start,
                          trained_scale if noise_scale is None else noise_scale)
-        self.agent = ResidualAgent.from_checkpoint(checkpoint.parent / RESIDUAL,
-                                                   self.device)
+        self.agent = self.load_agent(checkpoint.parent / RESIDUAL)
         if 'state' not in self.config.obs_mode:
             raise ValueError(f'{run}: a residual needs a base that observes the state')
         self.space = NormalisedSpace(self.policy)
 
     kind = RESIDUAL_KIND
+
+    def load_agent(self, path: Path) -> nn.Module:
+        """Return the residual saved in ``path`` on this runner's device."""
+        return ResidualAgent.from_checkpoint(path, self.device)
+
+    def base_action(self, state: np.ndarray,
+                    images: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
+        """Return the frozen base's raw action for this step (advancing its chunk)."""
+        return super().act_from_observation(state, images)
 
     def act_from_observation(self, state: np.ndarray,
                              images: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
@@ -159,7 +167,7 @@ class ResidualPolicyRunner(BCPolicyRunner):
         With ``explore`` the residual is sampled from the actor's Gaussian (as
         PPO needs for online fine-tuning) instead of taken as its mean.
         """
-        base = super().act_from_observation(state, images)
+        base = self.base_action(state, images)
         with torch.no_grad():  # not inference mode: PPO later backpropagates through these
             states = np.asarray(state)[None]
             state_norm = self.space.state_norm(states)

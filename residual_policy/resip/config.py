@@ -16,6 +16,8 @@ from visual_rl_stack.core.config_dicts import config_from_dict, setting
 
 #: Forms of the kagi reward's dense term (see ``ResidualTrainSettings.reward_shaping``).
 REWARD_SHAPINGS = ('potential', 'progress')
+#: Residual learners: ResiP's PPO and the off-policy ResFiT learner (residual_policy/resfit).
+ALGOS = ('ppo', 'resfit')
 #: ResidualConfig fields the frozen base decides.
 RESIDUAL_DATA_FIELDS = ('state_dim', 'action_dim')
 
@@ -26,6 +28,9 @@ class ResidualTrainSettings:
 
     task: str = setting(help='task to train on, e.g. peg_insert')
     base: str = setting(help='frozen base: shipped model name or state-based BC run folder')
+    algo: str = setting(
+        'ppo', 'learner: ppo (ResiP, on-policy; many parallel envs) or resfit (off-policy '
+        'TD3-style residual with a critic ensemble and n-step returns; sample-efficient)')
     envs: int = setting(8, 'parallel simulator worker processes')
     total_steps: int = setting(1_000_000,
                                'environment steps to train for (with --resume: the new total)')
@@ -60,6 +65,9 @@ class ResidualTrainSettings:
     seed: int = setting(0, 'training seed')
     time_limit_min: Optional[float] = setting(
         None, 'stop this session after N minutes (at an iteration boundary)')
+    demos: Optional[str] = setting(
+        None, 'folder of demonstration bags mixed into every batch (resfit only; their '
+        'successful episodes, relabelled with the sparse reward)')
     init_residual: Optional[str] = setting(
         None, 'start from the residual (actor and critic) of this residual run or shipped '
         'model, trained over the same base and base settings')
@@ -75,6 +83,10 @@ class ResidualTrainSettings:
             problems.append('base_noise_scale must be a finite number >= 0')
         if self.reward_shaping not in REWARD_SHAPINGS:
             problems.append(f'reward_shaping must be one of {REWARD_SHAPINGS}')
+        if self.algo not in ALGOS:
+            problems.append(f'algo must be one of {ALGOS}')
+        if self.demos is not None and self.algo != 'resfit':
+            problems.append('demos are used by the resfit learner only')
         if self.time_limit_min is not None and self.time_limit_min <= 0:
             problems.append('time_limit_min must be > 0')
         if problems:

@@ -23,8 +23,8 @@ import numpy as np
 from visual_rl_stack.sim.scene import TabletopSim
 
 from .checkpoints import WEIGHTS_FILE
-from .run_layout import (BC_KIND, CHECKPOINT, PathLike, RESIDUAL_KIND, RUN_CONFIG, run_kind,
-                         WORLD_MODEL_KIND)
+from .run_layout import (BC_KIND, CHECKPOINT, PathLike, RESFIT_KIND, RESIDUAL_KIND, RUN_CONFIG,
+                         run_kind, WORLD_MODEL_KIND)
 from .shipped_models import resolve_policy
 
 
@@ -122,11 +122,13 @@ Opener = Callable[[Path, PolicyOptions], Policy]
 POLICY_KINDS: dict[str, str] = {
     BC_KIND: 'visual_rl_stack.residual_policy.diffusion_bc.runner:open_bc_policy',
     RESIDUAL_KIND: 'visual_rl_stack.residual_policy.resip.agent:open_residual_policy',
+    RESFIT_KIND: 'visual_rl_stack.residual_policy.resfit.agent:open_resfit_policy',
     WORLD_MODEL_KIND: 'visual_rl_stack.world_model.behavior.agent:open_horizon_policy',
 }
 
 #: How reports name each kind.
 KIND_LABELS = {BC_KIND: 'BC', RESIDUAL_KIND: 'BC + residual',
+               RESFIT_KIND: 'BC + off-policy residual',
                WORLD_MODEL_KIND: 'world-model agent'}
 
 

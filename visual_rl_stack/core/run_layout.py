@@ -34,6 +34,9 @@ MODEL_CARD = 'model.json'
 #: Policy kinds a run folder can hold, by its layout when its config does not say.
 BC_KIND = 'bc'
 RESIDUAL_KIND = 'residual'
+RESFIT_KIND = 'resfit'
+#: Kinds whose run folder is a frozen base plus a ``residual/`` correction.
+RESIDUAL_KINDS = (RESIDUAL_KIND, RESFIT_KIND)
 WORLD_MODEL_KIND = 'world_model'
 
 

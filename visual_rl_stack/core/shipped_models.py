@@ -32,7 +32,7 @@ import torch
 
 from .checkpoints import CONFIG_FILE, NORMALIZATION_FILE, WEIGHTS_FILE
 from .package_files import share_folder, source_folder
-from .run_layout import (CHECKPOINT, MODEL_CARD, PathLike, RESIDUAL, RESIDUAL_KIND, RUN_CONFIG,
+from .run_layout import (CHECKPOINT, MODEL_CARD, PathLike, RESIDUAL, RESIDUAL_KINDS, RUN_CONFIG,
                          run_kind)
 
 #: How shipped diffusion weights may be stored.
@@ -205,7 +205,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
                          f'{WEIGHTS_FILE} and {RUN_CONFIG})')
     run_config = json.loads((run / RUN_CONFIG).read_text())
     kind = run_kind(run, run_config)
-    is_residual = kind == RESIDUAL_KIND
+    is_residual = kind in RESIDUAL_KINDS
     if evaluation is not None and evaluation.get('task') != run_config.get('task'):
         raise ValueError(f'the evaluation is of task {evaluation.get("task")!r}, the run was '
                          f'trained on {run_config.get("task")!r}')

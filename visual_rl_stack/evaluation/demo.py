@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter
 from visual_rl_stack.core.image_buffers import image_to_array
 from visual_rl_stack.core.policy import kind_label, policy_kind, resolve_run
 from visual_rl_stack.core.records import machine_description, write_json
-from visual_rl_stack.core.run_layout import CHECKPOINT, RESIDUAL_KIND
+from visual_rl_stack.core.run_layout import CHECKPOINT, RESIDUAL_KINDS
 from visual_rl_stack.core.shipped_models import resolve_policy
 from visual_rl_stack.data.bags import read_messages
 from visual_rl_stack.data.recorder import sim_graph_topics
@@ -125,7 +125,7 @@ def _policy_rows(policy: str, episodes: int, seed_start: int) -> list[dict[str, 
     """
     path = resolve_policy(policy)
     rows = []
-    if policy_kind(path) == RESIDUAL_KIND:
+    if policy_kind(path) in RESIDUAL_KINDS:
         trained = resolve_run(path)[1] or {}
         base_settings = {'num_inference_steps': trained.get('base_inference_steps'),
                          'noise_scale': trained.get('base_noise_scale'),

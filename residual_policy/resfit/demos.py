@@ -1,0 +1,84 @@
+"""
+Demonstration bags as residual transitions: what the base would have done, and the correction.
+
+Every batch the learner draws holds a share of demonstrations (RLPD, ResFiT),
+so the critic sees successes from the first update on, however weak the
+base. A demonstration step becomes a residual transition by running the
+frozen base along the recorded states (its own receding-horizon schedule,
+all episodes in one batch): the sent action is the recorded one, expressed
+as the base action plus the residual that reaches it (clipped to the
+residual's bound, so a demonstration never asks for more than the policy
+can do). The reward is relabelled from the recorded success (the sparse
+reward: +1 on the step that succeeds, which ends the episode). Only
+successful demonstrations are used: a failed one ends without its last
+observation, which a time-limit bootstrap would need.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from visual_rl_stack.data.dataset import BagDataset, Episode
+from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
+from visual_rl_stack.residual_policy.resip.agent import NormalisedSpace
+
+from .config import ResFiTConfig
+from .networks import combine
+from .replay import Batch, episode_transitions, FIELDS
+
+#: Rewards a demonstration can be relabelled with from what a bag records.
+DEMO_REWARDS = ('sparse',)
+
+
+def load_demo_episodes(folder: Path, task: str) -> list[Episode]:
+    """Return the successful episodes of the bags in ``folder``; refuse another task or none."""
+    dataset = BagDataset(Path(folder), views=[])
+    episodes = list(dataset.episodes())
+    if not episodes:
+        raise ValueError(f'no episode bags in {folder}')
+    successes = [e for e in episodes if e.succeeded and len(e) > 0]
+    if not successes:
+        raise ValueError(f'none of the {len(episodes)} demonstrations in {folder} succeeded; '
+                         'the learner needs successful demonstrations')
+    return successes
+
+
+def demo_transitions(episodes: list[Episode], base: BatchedBasePolicy, space: NormalisedSpace,
+                     config: ResFiTConfig, reward: str, progress: bool = False) -> Batch:
+    """Return the n-step transitions of ``episodes``, with base actions and residuals."""
+    if reward not in DEMO_REWARDS:
+        raise ValueError(f'demonstrations can be relabelled with {", ".join(DEMO_REWARDS)} '
+                         f'only (from the recorded success), not {reward!r}; train without '
+                         '--demos or with --reward sparse')
+    if base.num_envs != len(episodes):
+        raise ValueError('the batched base needs one environment per demonstration')
+    base_actions = _base_along(episodes, base, progress)
+    parts = []
+    for episode, base_raw in zip(episodes, base_actions):
+        done = int(np.argmax(episode.success)) + 1  # steps up to the first success
+        states = episode.state[:done]
+        with torch.no_grad():
+            state = space.state_norm(states)
+            base_norm = space.action_norm(base_raw[:done], states)
+            recorded = space.action_norm(episode.action[:done], states)
+            residual = ((recorded - base_norm) / config.residual_scale).clamp(-1.0, 1.0)
+            sent = combine(config, base_norm, residual)
+        rewards = np.zeros(done, np.float32)
+        rewards[-1] = 1.0
+        parts.append(episode_transitions(
+            state.numpy(), base_norm.numpy(), sent.numpy(), rewards, True,
+            state[-1].numpy(), base_norm[-1].numpy(), config.n_step, config.gamma))
+    return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
+
+
+def _base_along(episodes: list[Episode], base: BatchedBasePolicy,
+                progress: bool) -> list[np.ndarray]:
+    """Return the base's action at every recorded step, all episodes in one batch."""
+    longest = max(len(e) for e in episodes)
+    actions = np.zeros((len(episodes), longest, episodes[0].action.shape[1]), np.float32)
+    base.reset()
+    for t in tqdm(range(longest), desc='base along demonstrations', disable=not progress):
+        states = np.stack([e.state[min(t, len(e) - 1)] for e in episodes])
+        actions[:, t] = base.act(states)
+    return [actions[i, :len(e)] for i, e in enumerate(episodes)]
