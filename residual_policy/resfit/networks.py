@@ -92,7 +92,15 @@ class CriticEnsemble(nn.Module):
 
     def forward(self, state_norm: torch.Tensor, base_norm: torch.Tensor,
                 action_norm: torch.Tensor) -> torch.Tensor:
-        """Return every critic's value, shape ``(critics, B)``."""
-        inputs = torch.cat([clamp_state(self.config, state_norm), base_norm, action_norm], -1)
+        """
+        Return every critic's value, shape ``(critics, B)``.
+
+        The sent action enters as its correction in residual units,
+        ``(action - base) / residual_scale``: the corrections the actor can
+        make then span [-1, 1] like the other inputs, where the raw actions
+        would differ by hundredths and the critic could hardly tell them apart.
+        """
+        correction = (action_norm - base_norm) / self.config.residual_scale
+        inputs = torch.cat([clamp_state(self.config, state_norm), base_norm, correction], -1)
         inputs = inputs.unsqueeze(0).expand(self.config.critics, *inputs.shape)
         return self.net(inputs).squeeze(-1)

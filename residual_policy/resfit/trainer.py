@@ -151,9 +151,9 @@ class ResFiTTrainer(ResidualRun):
         update_s, stats = 0.0, []
         plan_s = self.base.plan_seconds
         for _ in range(self.rollout_steps):
-            self._collect_step()
+            self.collect_step()
             learn_start = time.perf_counter()
-            stats += self._learn()
+            stats += self.learn()
             update_s += time.perf_counter() - learn_start
         elapsed = time.perf_counter() - started
         steps = self.rollout_steps * self.settings.envs
@@ -168,7 +168,7 @@ class ResFiTTrainer(ResidualRun):
             learning['updates_per_s'] = len(stats) / max(update_s, 1e-9)
         return {'rollout': rollout, 'learner': learning}
 
-    def _collect_step(self) -> None:
+    def collect_step(self) -> None:
         """Step every environment once and store the transitions that completes."""
         space, obs, n = self.space, self.obs, self.settings.envs
         state = space.state_norm(obs)
@@ -201,7 +201,7 @@ class ResFiTTrainer(ResidualRun):
         if ended.any():
             self.use_residual[ended] = self._draw_use_residual(int(ended.sum()))
 
-    def _learn(self) -> list[dict]:
+    def learn(self) -> list[dict]:
         """Run the updates this step earned (``utd`` per environment step) after the warm-up."""
         config = self.learner.config
         if self.env_steps < config.warmup_steps:

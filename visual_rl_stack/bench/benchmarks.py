@@ -88,15 +88,23 @@ def bench_policy(state_run: Optional[Path], image_run: Optional[Path], chunks: i
 
 
 def bench_rl(task: str, base: str, envs: int, iterations: int) -> dict:
-    """Residual-PPO training throughput against the raw worker envs and SB3's PPO."""
+    """Residual PPO and off-policy throughput against the raw worker envs and SB3's PPO."""
+    import torch
+    from visual_rl_stack.residual_policy.resfit.bench import resfit_rate
     from visual_rl_stack.residual_policy.resip.rl_bench import rl_throughput
     result = rl_throughput(task, base, envs, iterations)
-    resip, sb3 = result['resip'], result['sb3']
+    result['resip']['torch_threads'] = torch.get_num_threads()
+    result['resfit'] = resfit_rate(task, base, envs)
+    resip, sb3, resfit = result['resip'], result['sb3'], result['resfit']
     print(f'rl [{task}, {envs} envs] raw {result["raw_steps_per_s"]:.0f} steps/s; '
           f'ResiP collect {resip["collect_steps_per_s"]:.0f}/s, train '
           f'{resip["train_steps_per_s"]:.0f}/s ({result["resip_train_over_raw"]:.2f}x raw); '
           + (f'SB3 PPO {sb3["steps_per_s"]:.0f}/s' if sb3.get('steps_per_s')
              else f'SB3: {sb3["reason"]}'))
+    print(f'rl [{task}, {envs} envs] ResFiT collect {resfit["collect_steps_per_s"]:.0f} '
+          f'steps/s, {resfit["updates_per_s"]:.0f} updates/s '
+          f'({resfit["torch_threads"]} torch thread), '
+          f'{resfit["wall_s_per_10k_steps"] / 60:.1f} min per 10 k steps at UTD {resfit["utd"]:g}')
     return result
 
 
