@@ -410,7 +410,7 @@ def test_vrl_train_residual_command_runs_worker_processes(base_run, tmp_path, ca
                  '--envs', '1', '--total-steps', '10', '--rollout-steps', '10',
                  '--val-episodes', '1', '--residual', 'hidden_dims=[16]',
                  '--ppo', 'epochs=1', '--no-progress']) == 0
-    assert 'residual on lift' in capsys.readouterr().out
+    assert 'residual (ppo) on lift' in capsys.readouterr().out
     config = json.loads((out / 'config.json').read_text())
     assert config['residual']['hidden_dims'] == [16] and config['ppo']['epochs'] == 1
 
