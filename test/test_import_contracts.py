@@ -57,5 +57,6 @@ def test_every_registered_policy_kind_opens_from_a_learner(kind):
 
 
 def test_an_unknown_kind_is_a_clear_error():
-    with pytest.raises(ValueError, match='unknown policy kind .*known kinds: bc, residual'):
+    with pytest.raises(ValueError,
+                       match='unknown policy kind .*known kinds: bc, resfit, residual'):
         policy_opener('telepathy')

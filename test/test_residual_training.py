@@ -12,6 +12,7 @@ import torch
 from visual_rl_stack.cli.main import main
 from visual_rl_stack.core.observation import sim_observation
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
+from visual_rl_stack.core.rewards import make_reward
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
@@ -20,12 +21,11 @@ from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrain
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.resip.agent import ResidualAgent, ResidualPolicyRunner
 from visual_rl_stack.residual_policy.resip.config import PPOConfig, ResidualTrainSettings
-from visual_rl_stack.residual_policy.resip.env import (make_reward, ResidualTaskEnv,
-                                                       SHAPING_METRES, TRAIN_SEED_FLOOR,
-                                                       UPRIGHT_RADIANS)
+from visual_rl_stack.residual_policy.resip.env import ResidualTaskEnv, TRAIN_SEED_FLOOR
 from visual_rl_stack.residual_policy.resip.online_learner import OnlineResidualLearner
 from visual_rl_stack.residual_policy.resip.train_residual import train_residual
 from visual_rl_stack.sim.config import SimConfig
+from visual_rl_stack.sim.rewards import SHAPING_METRES, UPRIGHT_RADIANS
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
 
 TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
@@ -101,8 +101,8 @@ def test_env_observes_the_bc_state_and_keeps_training_seeds_apart():
         env.close()
 
 
-def test_stage_reward_pays_each_new_stage_once():
-    reward = make_reward('stages')
+def test_subtask_reward_pays_each_new_subtask_once():
+    reward = make_reward('subtasks')
     step = StepResult(0.0, False, False, False, {'stages_completed': 1})
     assert reward(None, step) == 1.0 and reward(None, step) == 0.0
     assert reward(None, StepResult(1.0, True, True, False, {'stages_completed': 1})) == 1.0
@@ -208,7 +208,7 @@ def test_training_refuses_to_overwrite_and_resumes(residual_run):
     with pytest.raises(ValueError, match='--resume'):
         train_residual(out, settings, progress=False, asynchronous=False)
     with pytest.raises(ValueError, match='other settings'):
-        train_residual(out, replace(settings, reward='stages'), ppo=RUN_PPO,
+        train_residual(out, replace(settings, reward='subtasks'), ppo=RUN_PPO,
                        resume=True, progress=False, asynchronous=False)
     config_path = out / 'config.json'  # as written before critic_warmup_updates existed
     config = json.loads(config_path.read_text())
@@ -410,7 +410,7 @@ def test_vrl_train_residual_command_runs_worker_processes(base_run, tmp_path, ca
                  '--envs', '1', '--total-steps', '10', '--rollout-steps', '10',
                  '--val-episodes', '1', '--residual', 'hidden_dims=[16]',
                  '--ppo', 'epochs=1', '--no-progress']) == 0
-    assert 'residual on lift' in capsys.readouterr().out
+    assert 'residual (ppo) on lift' in capsys.readouterr().out
     config = json.loads((out / 'config.json').read_text())
     assert config['residual']['hidden_dims'] == [16] and config['ppo']['epochs'] == 1
 

@@ -70,10 +70,10 @@ def test_vrl_reward_quality_writes_json_and_png(tmp_path, capsys):
 
 def test_vrl_reward_quality_judges_the_staged_reward_and_its_stage_count(tmp_path, capsys):
     out = tmp_path / 'staged.json'
-    assert vrl(['reward-quality', '--reward', 'staged', '--task', 'stack', '--sources', 'expert',
-                '--episodes', '2', '--json', str(out), '--no-progress']) == 0
+    assert vrl(['reward-quality', '--reward', 'planner_stages', '--task', 'stack', '--sources',
+                'expert', '--episodes', '2', '--json', str(out), '--no-progress']) == 0
     report = json.loads(out.read_text())
-    assert report['reward'] == 'staged' and report['successes'] == 2
+    assert report['reward'] == 'planner_stages' and report['successes'] == 2
     assert report['stage_agreement_min'] == 1.0
     assert report['monotone_step_fraction_min'] >= 0.9
     assert all(e['phi'][-1] > e['start'] for e in report['per_episode'])

@@ -46,7 +46,7 @@ def test_the_dynamics_stage_writes_a_world_model_that_opens(world_model):
     assert rows[-1]['train_loss'] < rows[0]['train_loss']
     assert (run / 'dynamics_curves.png').read_bytes()[:4] == b'\x89PNG'
     world = load_world_model(run)
-    assert world.task == 'lift' and world.reward == 'staged'
+    assert world.task == 'lift' and world.reward == 'planner_stages'
     assert world.key_horizon == summary['key_horizon'] >= 1
     assert world.embedder.size == 2 * 32 + 8
 
@@ -96,7 +96,7 @@ def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_p
 
 
 def test_view_env_pays_the_staged_reward_and_draws_training_seeds():
-    env = ViewTaskEnv('lift', ('front',), 32, reward='staged')
+    env = ViewTaskEnv('lift', ('front',), 32, reward='planner_stages')
     try:
         obs, info = env.reset()
         assert obs['images'].shape == (1, 32, 32, 3) and info['episode_seed'] >= 1 << 20

@@ -84,7 +84,7 @@ def test_negative_elbo_falls_on_a_tiny_dataset(buffer):
 
 def test_checkpoint_round_trip_and_reward_head_reset(buffer, tmp_path):
     rssm = RSSM(SMALL)
-    save_rssm(tmp_path / 'rssm', rssm, buffer.normalizer, 'stack', 'staged', 7)
+    save_rssm(tmp_path / 'rssm', rssm, buffer.normalizer, 'stack', 'planner_stages', 7)
     loaded = load_checkpoint(tmp_path / 'rssm', lambda c, _: RSSM(RSSMConfig.from_dict(c['rssm'])),
                              RSSM_KIND)
     for key, value in rssm.state_dict().items():
@@ -125,7 +125,7 @@ def test_online_episodes_beyond_capacity_replace_the_oldest_not_the_demonstratio
 def test_relabelled_rewards_pay_progress_as_a_potential_and_success_on_top():
     success = np.array([False, False, False, True])
     progress = np.array([0.0, 0.2, 0.5, 0.9])
-    staged = relabelled_rewards(success, progress, 'staged', alpha=0.5, gamma=1.0)
+    staged = relabelled_rewards(success, progress, 'planner_stages', alpha=0.5, gamma=1.0)
     assert np.allclose(staged, [0.1, 0.15, 0.2, 1.0])
     assert np.array_equal(relabelled_rewards(success, progress, 'sparse'), [0, 0, 0, 1])
     with pytest.raises(ValueError, match='reward must be'):

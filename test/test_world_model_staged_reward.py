@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from visual_rl_stack.core.rewards import reward_factory
+from visual_rl_stack.core.rewards import make_reward
 from visual_rl_stack.sim.config import SimConfig, TASK_NAMES
 from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.scene import TabletopSim
@@ -108,8 +108,7 @@ def test_weights_that_could_undo_a_completed_stage_are_refused():
 
 
 def test_the_registered_reward_pays_the_potential_and_success_on_top():
-    factory = reward_factory('staged')
-    reward = factory('lift', gamma=0.9)
+    reward = make_reward('planner_stages', 'lift', {'gamma': 0.9})
     sim = TabletopSim(SimConfig(task='lift', cameras=()))
     try:
         sim.reset(seed=1000)
@@ -166,7 +165,8 @@ def test_recorded_bags_get_the_same_stages_as_the_live_episode(tmp_path):
 
 def test_evaluation_records_how_far_each_episode_got_through_the_plan():
     from visual_rl_stack.evaluation.episodes import evaluate
-    result = evaluate('pick_place', 'expert', 2, 1000, progress=False, stage_progress='staged')
+    result = evaluate('pick_place', 'expert', 2, 1000, progress=False,
+                      stage_progress='planner_stages')
     assert result['mean_stage_progress'] == 1.0
     assert [e['stage_progress'] for e in result['per_episode']] == [1.0, 1.0]
     plain = evaluate('reach', 'expert', 1, 1000, progress=False)

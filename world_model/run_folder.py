@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Union
 
 from visual_rl_stack.core.checkpoints import load_checkpoint, read_checkpoint_config
+from visual_rl_stack.core.rewards import canonical_reward
 
 from .dynamics.rssm import RSSM, RSSM_DIR, RSSM_KIND, RSSMConfig
 from .dynamics.sequences import Embedder, EmbedNormalizer
@@ -41,4 +42,5 @@ def load_world_model(run: Union[str, Path]) -> WorldModel:
     rssm = load_checkpoint(path / RSSM_DIR,
                            lambda c, _: RSSM(RSSMConfig.from_dict(c['rssm'])), RSSM_KIND)
     return WorldModel(Embedder(load_mae(path)), rssm, EmbedNormalizer.from_dict(normalization),
-                      config['reward'], int(config['key_horizon']), config['task'])
+                      canonical_reward(config['reward']), int(config['key_horizon']),
+                      config['task'])

@@ -13,6 +13,7 @@ import math
 from typing import Mapping, Optional
 
 from visual_rl_stack.core.config_dicts import config_from_dict, setting
+from visual_rl_stack.core.rewards import canonical_reward, SPARSE
 
 #: Forms of the kagi reward's dense term (see ``ResidualTrainSettings.reward_shaping``).
 REWARD_SHAPINGS = ('potential', 'progress')
@@ -48,10 +49,7 @@ class ResidualTrainSettings:
     val_seed_start: int = setting(2000,
                                   'first validation seed; keep it apart from evaluation seeds')
     reward: str = setting(
-        'sparse', 'reward function (sparse: +1 on success; stages: +1 per new stage of a '
-        "multi-stage task too; shaped: sparse plus the decrease of the task's goal distance, "
-        "1 per 5 cm; upright: sparse minus the growth of the peg's tilt, 1 per 90 degrees; "
-        'kagi: sparse when non-zero, else progress along keypoint-affordance waypoints)')
+        SPARSE, 'reward function, a name of the reward registry (visual_rl_stack.core.rewards)')
     reward_backend: str = setting(
         'keypoint_net', 'keypoint backend of the kagi reward (vlm_affordance.backends)')
     reward_model: Optional[str] = setting(
@@ -71,6 +69,10 @@ class ResidualTrainSettings:
     init_residual: Optional[str] = setting(
         None, 'start from the residual (actor and critic) of this residual run or shipped '
         'model, trained over the same base and base settings')
+
+    def __post_init__(self) -> None:
+        """Read a reward's earlier name (a run folder's, a config's) as today's."""
+        object.__setattr__(self, 'reward', canonical_reward(self.reward))
 
     def check(self) -> None:
         """Raise ValueError listing every setting that cannot work."""

@@ -4,13 +4,11 @@ The environment residual RL trains in: the task simulator seen through the BC st
 :class:`ResidualTaskEnv` steps a :class:`TabletopSim` with physical actions
 (what the base policy outputs) and observes the state vector the BC policy
 was trained on (:func:`visual_rl_stack.core.observation.sim_observation`), so base, residual and
-evaluation share one definition of the state. The reward is a pluggable
-function of the simulator and the step result (:data:`REWARD_FUNCTIONS`);
-the default is ResiP's sparse reward. Rewards of other packages (``kagi``,
-the keypoint-affordance reward) are registered by import path in
-:mod:`visual_rl_stack.core.rewards` and opened by name, with options, so this
-module imports no other learner. A reward function with a ``reset(sim, seed)``
-method is told of every new episode and its seed, after the simulator has reset.
+evaluation share one definition of the state. The reward is any reward of
+the registry (:mod:`visual_rl_stack.core.rewards`), opened by name with
+options, so this module imports no other learner; the default is ResiP's
+sparse reward. A reward function with a ``reset(sim, seed)`` method is told
+of every new episode and its seed, after the simulator has reset.
 
 Seeds: ``reset(seed=s)`` starts episode ``s`` exactly (evaluation); unseeded
 resets draw episode seeds at or above :data:`TRAIN_SEED_FLOOR`, so training
@@ -23,133 +21,17 @@ same-step autoreset: the observation returned with ``terminated`` or
 """
 
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 import numpy as np
 from visual_rl_stack.core.observation import sim_observation
-from visual_rl_stack.core.rewards import REWARD_ENTRY_POINTS, reward_factory
+from visual_rl_stack.core.rewards import check_reward, make_reward
 from visual_rl_stack.sim.config import SimConfig
-from visual_rl_stack.sim.scene import StepResult, TabletopSim
-from visual_rl_stack.sim.tasks import has_goal_distance, has_tilt, make_task, TASKS
+from visual_rl_stack.sim.scene import TabletopSim
 from visual_rl_stack.sim.vector_env import CONTEXT, TRAIN_SEED_FLOOR, TRAIN_SEED_SPAN
-
-RewardFunction = Callable[[TabletopSim, StepResult], float]
-
-
-def sparse_reward(sim: TabletopSim, result: StepResult) -> float:
-    """Return 1 on the step the task succeeds, else 0 (ResiP's default)."""
-    return 1.0 if result.success else 0.0
-
-
-class StageReward:
-    """+1 for every newly completed stage of a multi-stage task, and +1 on success."""
-
-    def __init__(self) -> None:
-        self.completed = 0
-
-    def reset(self, sim: TabletopSim, seed: Optional[int] = None) -> None:
-        """Forget the stages of the previous episode."""
-        self.completed = 0
-
-    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
-        """Return the reward of this step."""
-        stages = int(result.info.get('stages_completed', 0))
-        new, self.completed = max(stages - self.completed, 0), max(stages, self.completed)
-        return float(new) + sparse_reward(sim, result)
-
-
-class CostShapedReward:
-    """
-    The sparse reward plus the decrease of a cost of the scene (potential-based shaping).
-
-    Each step pays ``(previous cost - cost) / unit``. A difference of
-    potentials leaves the optimal policy unchanged (Ng, Harada and Russell,
-    1999; exactly for undiscounted returns, up to the discount's
-    ``1 - gamma`` otherwise) while the residual hears at once what a step did
-    instead of only by the success, or its absence, at the end.
-    """
-
-    def __init__(self, cost: Callable[[TabletopSim], float], unit: float) -> None:
-        self.cost_fn, self.unit = cost, unit
-        self.cost: Optional[float] = None
-
-    def reset(self, sim: TabletopSim, seed: Optional[int] = None) -> None:
-        """Measure the new episode's starting cost."""
-        self.cost = self.cost_fn(sim)
-
-    def __call__(self, sim: TabletopSim, result: StepResult) -> float:
-        """Return the reward of this step."""
-        if self.cost is None:
-            raise RuntimeError('a shaped reward needs reset(sim) at the start of every episode')
-        cost = self.cost_fn(sim)
-        gained, self.cost = self.cost - cost, cost
-        return gained / self.unit + sparse_reward(sim, result)
-
-
-#: Metres of goal distance the shaped reward pays as much for as one success.
-SHAPING_METRES = 0.05
-#: Lean (rad) the upright reward charges as much for as one success pays: lying flat.
-UPRIGHT_RADIANS = np.pi / 2
-
-
-def shaped_reward() -> CostShapedReward:
-    """Pay the decrease of the task's goal distance: a weak base hears of every millimetre."""
-    return CostShapedReward(lambda sim: sim.task.goal_distance(), SHAPING_METRES)
-
-
-def upright_reward() -> CostShapedReward:
-    """
-    Charge the growth of the task object's tilt; righting it earns the charge back.
-
-    Aimed at the failure measured on peg_insert (``tools/failure_modes.py``:
-    most failed episodes end with the peg toppled or held crooked): tipping
-    the peg flat costs as much as an insertion earns.
-    """
-    return CostShapedReward(lambda sim: sim.task.tilt(), UPRIGHT_RADIANS)
-
-
-#: Reward name -> factory of a reward function (a fresh one per environment).
-REWARD_FUNCTIONS: dict[str, Callable[[], RewardFunction]] = {
-    'sparse': lambda: sparse_reward,
-    'stages': StageReward,
-    'shaped': shaped_reward,
-    'upright': upright_reward,
-}
-
-#: Reward name -> (what it measures, the test of whether a task defines it).
-REWARD_NEEDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    'shaped': ('a goal distance', has_goal_distance),
-    'upright': ('a tilt', has_tilt),
-}
-
-
-def reward_names() -> list[str]:
-    """Return every reward name: the built-in ones and the registered ones."""
-    return sorted({*REWARD_FUNCTIONS, *REWARD_ENTRY_POINTS})
-
-
-def make_reward(name: str, task: Optional[str] = None,
-                options: Optional[dict[str, Any]] = None) -> RewardFunction:
-    """
-    Return a new reward function by name; ``options`` go to a registered reward's factory.
-
-    Unknown names raise ValueError, and so does a reward that measures
-    something (:data:`REWARD_NEEDS`) the ``task`` (when given) does not define.
-    """
-    if name not in REWARD_FUNCTIONS and name in REWARD_ENTRY_POINTS:
-        return reward_factory(name)(task, **(options or {}))
-    if name not in REWARD_FUNCTIONS:
-        raise ValueError(f'unknown reward {name!r}; known: {", ".join(reward_names())}')
-    if name in REWARD_NEEDS and task is not None:
-        what, defines = REWARD_NEEDS[name]
-        if not defines(make_task(task)):
-            able = sorted(n for n, cls in TASKS.items() if defines(cls))
-            raise ValueError(f'the {name} reward needs a task with {what} '
-                             f'({", ".join(able)}), not {task!r}')
-    return REWARD_FUNCTIONS[name]()
 
 
 class ResidualTaskEnv(gym.Env):
@@ -209,8 +91,7 @@ def make_residual_envs(task: str, num_envs: int, action_mode: str = 'delta',
     """
     if num_envs < 1:
         raise ValueError(f'num_envs must be at least 1, got {num_envs}')
-    if reward not in REWARD_ENTRY_POINTS:
-        make_reward(reward, task)  # fail here, not in every worker (a registered one may be slow)
+    reward = check_reward(reward, task, reward_options)  # fail here, not in every worker
     factory = partial(ResidualTaskEnv, task, action_mode, reward, max_episode_steps,
                       reward_options)
     fns = [factory] * num_envs

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from visual_rl_stack.core.config_dicts import flatten_mapping
 from visual_rl_stack.core.policy import resolve_run
 from visual_rl_stack.core.records import machine_description, write_json
+from visual_rl_stack.core.rewards import canonical_reward, KAGI
 from visual_rl_stack.core.run_layout import (CHECKPOINT, CURVE_PLOT, METRICS, MODEL_CARD, RESIDUAL,
                                              RESIDUAL_LAST, RUN_CONFIG, SUMMARY, TENSORBOARD,
                                              TRAINING_STATE, training_state_to_use, VALIDATION)
@@ -182,9 +183,10 @@ class ResidualRun:
     def _check_same_settings(self) -> None:
         """Refuse to resume with other settings than the run was started with."""
         config = json.loads((self.out_dir / RUN_CONFIG).read_text())
-        saved = config['settings']
-        now = json.loads(json.dumps(asdict(self.settings)))
         defaults = asdict(ResidualTrainSettings(task='', base=''))  # for keys older runs lack
+        saved = {**config['settings'], 'reward': canonical_reward(
+            config['settings'].get('reward', defaults['reward']))}
+        now = json.loads(json.dumps(asdict(self.settings)))
         different = sorted(k for k in now if k not in self.RESUMABLE
                            and now[k] != saved.get(k, defaults[k]))
         if different or not self.same_learner_configs(config):
@@ -388,7 +390,7 @@ class ResidualRun:
 
 def reward_options(settings: ResidualTrainSettings, gamma: float) -> dict[str, Any]:
     """Return what the kagi reward's factory gets from the settings (nothing for the others)."""
-    if settings.reward != 'kagi':
+    if settings.reward != KAGI:
         return {}
     return {'backend': settings.reward_backend, 'model': settings.reward_model,
             'potential': settings.reward_shaping == 'potential', 'gamma': gamma}

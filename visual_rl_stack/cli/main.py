@@ -33,8 +33,8 @@ COMMANDS = {
     'relabel': ('relabel', 'KAGI dense rewards for recorded episode bags, one query each'),
     'train-affordance': ('train_affordance',
                          'train the default KAGI keypoint affordance model on sim scenes'),
-    'reward-quality': ('reward_quality', 'does a dense reward (kagi, staged) rise on successes '
-                       'and separate them from failures'),
+    'reward-quality': ('reward_quality', 'does a dense reward (kagi, planner_stages) rise on '
+                       'successes and separate them from failures'),
     'affordance': ('affordance',
                    'measure an affordance backend against privileged keypoints on a task'),
     'curves': ('curves', 'validation curves of groups of runs in one PNG, and who got there '

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from visual_rl_stack.core.observation import sim_observation
 from visual_rl_stack.core.policy import Controller, open_policy, Policy, PolicyOptions
 from visual_rl_stack.core.records import machine_description
-from visual_rl_stack.core.rewards import reward_factory
+from visual_rl_stack.core.rewards import make_reward
 from visual_rl_stack.sim.config import default_cameras, SimConfig
 from visual_rl_stack.sim.experts import make_expert
 from visual_rl_stack.sim.scene import TabletopSim
@@ -56,7 +56,7 @@ def run_episode(sim: TabletopSim, controller: Controller, seed: int,
     Run one episode from ``seed`` until success or the step limit.
 
     ``progress`` is a registered reward with a ``progress`` (0-1) attribute,
-    e.g. ``staged`` (:mod:`visual_rl_stack.core.rewards`): the episode records
+    e.g. ``planner_stages`` (:mod:`visual_rl_stack.core.rewards`): the episode records
     the highest it reached, which tells apart failures that got nowhere from
     ones that failed at the last stage.
     """
@@ -120,10 +120,10 @@ def evaluate(task: str, policy_name: str, episodes: int, seed_start: int,
 
     ``policy_name`` is a key of ``CONTROLLERS`` or a policy source for
     :func:`open_policy`, opened with ``options`` (its seed defaults to ``seed_start``).
-    ``stage_progress`` names a registered reward (``staged``) whose progress
-    every episode records (:func:`run_episode`).
+    ``stage_progress`` names a reward of the registry with a ``progress``
+    (``planner_stages``) that every episode records (:func:`run_episode`).
     """
-    tracker = None if stage_progress is None else reward_factory(stage_progress)(task)
+    tracker = None if stage_progress is None else make_reward(stage_progress, task)
     policy = None
     if policy_name not in CONTROLLERS:
         options = replace(options, seed=seed_start) if options else PolicyOptions(seed=seed_start)

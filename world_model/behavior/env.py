@@ -5,8 +5,9 @@ The environment the world-model agent acts in: camera views, normalised delta ac
 with the world model's views rendered at its size, observed as one
 ``V x S x S x 3`` array beside the state vector (the agent reads only its
 proprioceptive head; the rest is there for the reward and for diagnostics).
-The reward is the sparse task reward or a registered one (``staged``)
-opened by name (:mod:`visual_rl_stack.core.rewards`), told of every reset.
+The reward is the sparse task reward or another of the registry
+(``planner_stages``) opened by name (:mod:`visual_rl_stack.core.rewards`),
+told of every reset.
 Unseeded resets draw training seeds at or above
 :data:`visual_rl_stack.sim.vector_env.TRAIN_SEED_FLOOR`.
 """
@@ -19,7 +20,7 @@ import gymnasium as gym
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 import numpy as np
-from visual_rl_stack.core.rewards import reward_factory
+from visual_rl_stack.core.rewards import check_reward, make_reward, SPARSE
 from visual_rl_stack.sim.config import default_cameras, SimConfig
 from visual_rl_stack.sim.gym_env import VisualRLEnv
 from visual_rl_stack.sim.scene import StepResult
@@ -40,10 +41,10 @@ class ViewTaskEnv(gym.Env):
     """One task seen through the world model's views (module doc)."""
 
     def __init__(self, task: str, views: Sequence[str], size: int, reward: str = 'sparse'):
-        """Create the simulator; ``reward`` is ``sparse`` or a registered reward's name."""
+        """Create the simulator; ``reward`` is a registered reward's name."""
         self.env = VisualRLEnv(task, obs_mode='state+image', config=view_config(task, views, size))
         self.views = tuple(views)
-        self.reward_fn = None if reward == 'sparse' else reward_factory(reward)(task)
+        self.reward_fn = None if reward == SPARSE else make_reward(reward, task)
         self.action_space = self.env.action_space
         state = self.env.observation_space['state']
         self.observation_space = spaces.Dict({
@@ -84,8 +85,7 @@ def make_view_envs(task: str, views: Sequence[str], size: int, reward: str, num_
     """Return ``num_envs`` copies (one spawned worker each) with same-step autoreset."""
     if num_envs < 1:
         raise ValueError(f'num_envs must be at least 1, got {num_envs}')
-    if reward != 'sparse':
-        reward_factory(reward)  # an unknown name fails here, not in every worker
+    reward = check_reward(reward, task)  # an unknown name fails here, not in every worker
     fns = [partial(ViewTaskEnv, task, tuple(views), size, reward)] * num_envs
     if asynchronous:
         return gym.vector.AsyncVectorEnv(fns, context=CONTEXT,

@@ -3,7 +3,7 @@ Training the world-model agent: real rollouts alternating with learning in imagi
 
 Start: the world model's MAE is copied in and frozen; its RSSM continues to
 learn; the demonstrations are embedded and relabelled with the agent's
-reward (``staged`` or ``sparse``, :mod:`..dynamics.sequences`); an RSSM
+reward (``planner_stages`` or ``sparse``, :mod:`..dynamics.sequences`); an RSSM
 pretrained on another reward gets a fresh reward head, so an agent never
 hears of a reward it is not trained on. The actor first clones the
 demonstrations for ``bc_steps``.
@@ -34,6 +34,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.records import machine_description, write_json
+from visual_rl_stack.core.rewards import PLANNER_STAGES
 from visual_rl_stack.core.run_layout import CHECKPOINT, METRICS, RUN_CONFIG, TENSORBOARD
 from visual_rl_stack.data.dataset import episode_bags
 from visual_rl_stack.sim.vector_env import TRAIN_SEED_FLOOR
@@ -42,7 +43,8 @@ from .actor_critic import ActorCritic, AgentNets, BehaviorConfig
 from .agent import HorizonAgent, load_agent, POLICY_KIND, save_agent
 from .env import make_view_envs
 from ..dynamics.rssm import RSSM_DIR, State
-from ..dynamics.sequences import demo_sequences, EpisodeSequence, REWARDS, SequenceBuffer
+from ..dynamics.sequences import (demo_sequences, EpisodeSequence, recorded_reward,
+                                  SequenceBuffer)
 from ..dynamics.training import rssm_update, save_rssm
 from ..mae.model import MAE_DIR
 from ..run_folder import load_world_model
@@ -58,7 +60,7 @@ class HorizonSettings:
 
     task: str
     world_model: str
-    reward: str = 'staged'
+    reward: str = PLANNER_STAGES
     env_steps: int = 20000
     num_envs: int = 2
     collect_steps: int = 50
@@ -80,8 +82,7 @@ class HorizonSettings:
 
     def __post_init__(self) -> None:
         """Refuse settings that train or measure nothing."""
-        if self.reward not in REWARDS:
-            raise ValueError(f'reward must be one of {REWARDS}, got {self.reward!r}')
+        object.__setattr__(self, 'reward', recorded_reward(self.reward))
         if min(self.env_steps, self.num_envs, self.collect_steps, self.updates, self.batch,
                self.length, self.imagine_starts, self.eval_every, self.eval_episodes,
                self.threads) < 1:

@@ -9,12 +9,13 @@ normalised delta actions in [-1, 1]^7 of :mod:`visual_rl_stack.sim.gym_env`.
 ``rewards[t]`` and ``continues[t]`` are what action t earned and whether the
 episode went on after it (an episode ends on success).
 
-Demonstration bags are relabelled with the reward the agent trains on:
-``sparse`` (the recorded success) or ``staged``, the staged progress of the
-bag's instruction judged on its recorded task state and paid as a potential
-(``gamma * phi' - phi`` with ``phi = alpha * progress``), exactly as the
-simulator's ``staged`` reward pays online, so offline and online rewards
-agree. Bags with the expert's noise-free labels give those as the actions.
+Demonstration bags are relabelled with the reward the agent trains on, one
+of the registry's :data:`visual_rl_stack.core.rewards.RECORDED` rewards:
+``sparse`` (the recorded success) or ``planner_stages``, the staged progress
+of the bag's instruction judged on its recorded task state and paid as a
+potential (``gamma * phi' - phi`` with ``phi = alpha * progress``), exactly
+as the simulator's ``planner_stages`` reward pays online, so offline and
+online rewards agree. Bags with the expert's noise-free labels give those as the actions.
 """
 
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from tqdm import tqdm
-from visual_rl_stack.core.rewards import combine
+from visual_rl_stack.core.rewards import (combine, PLANNER_STAGES, RECORDED, reward_offering,
+                                          SPARSE)
 from visual_rl_stack.data.dataset import decode_episode, Episode
 from visual_rl_stack.sim.gym_env import delta_scale, physical_to_delta
 
@@ -34,7 +36,6 @@ from ..mae.model import MultiViewMAE
 #: ee_position (3), ee_orientation (4), gripper_width (1): the head of every state vector.
 PROPRIO_FIELDS = (('ee_position', 3), ('ee_orientation', 4), ('gripper_width', 1))
 PROPRIO_SIZE = sum(size for _, size in PROPRIO_FIELDS)
-REWARDS = ('staged', 'sparse')
 
 
 def proprioception(state: np.ndarray) -> np.ndarray:
@@ -95,14 +96,20 @@ class EpisodeSequence:
         return len(self.embeds)
 
 
+def recorded_reward(name: str) -> str:
+    """Return today's name of a reward demonstrations can be relabelled with; ValueError else."""
+    return reward_offering(name, RECORDED)
+
+
 def relabelled_rewards(success: np.ndarray, progress: np.ndarray, reward: str,
                        alpha: float = 0.5, gamma: float = 0.99) -> np.ndarray:
     """Return each action's reward under ``reward`` (module doc) from success and progress."""
-    if reward not in REWARDS:
-        raise ValueError(f'reward must be one of {REWARDS}, got {reward!r}')
+    reward = recorded_reward(reward)
     sparse = success.astype(np.float32)
-    if reward == 'sparse':
+    if reward == SPARSE:
         return sparse
+    if reward != PLANNER_STAGES:
+        raise ValueError(f'no relabelling of recorded episodes with the {reward} reward yet')
     phi = alpha * np.asarray(progress, dtype=np.float64)
     following = np.append(phi[1:], phi[-1:])
     return np.array([combine(s, gamma * b - a) for s, a, b in zip(sparse, phi, following)],

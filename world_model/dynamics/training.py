@@ -21,10 +21,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import save_checkpoint
 from visual_rl_stack.core.records import write_json
+from visual_rl_stack.core.rewards import PLANNER_STAGES
 from visual_rl_stack.core.run_layout import TENSORBOARD
 
 from .rssm import RSSM, RSSM_DIR, RSSM_KIND, RSSMConfig
-from .sequences import demo_sequences, Embedder, EmbedNormalizer, REWARDS, SequenceBuffer
+from .sequences import (demo_sequences, Embedder, EmbedNormalizer, recorded_reward,
+                        SequenceBuffer)
 from ..held_out import HeldOutTraining, log_check, split_bags
 from ..mae.model import load_mae
 
@@ -38,7 +40,7 @@ class RSSMTrainSettings(HeldOutTraining):
     """How long and on what the dynamics train: the reward and window beside the shared ones."""
 
     steps: int = 2000
-    reward: str = 'staged'
+    reward: str = PLANNER_STAGES
     length: int = 24
 
     def __post_init__(self) -> None:
@@ -46,8 +48,7 @@ class RSSMTrainSettings(HeldOutTraining):
         super().__post_init__()
         if self.length < 1:
             raise ValueError(f'length must be >= 1, got {self.length}')
-        if self.reward not in REWARDS:
-            raise ValueError(f'reward must be one of {REWARDS}, got {self.reward!r}')
+        object.__setattr__(self, 'reward', recorded_reward(self.reward))
 
 
 def rssm_update(rssm: RSSM, optimiser: torch.optim.Optimizer, batch: dict) -> dict[str, float]:

@@ -1,8 +1,8 @@
 """
 The staged reward inside the simulator: privileged object state, one plan per instruction.
 
-Registered as ``staged`` in :mod:`visual_rl_stack.core.rewards`, so residual
-RL and the world-model trainer open it by name. At every reset the plan for
+Registered as ``planner_stages`` in :mod:`visual_rl_stack.core.rewards`, so
+residual RL and the world-model trainer open it by name. At every reset the plan for
 the instruction is made once (cached: it depends on the words and the object
 names, not on where the objects are); each step judges the simulator's
 state against it (:mod:`.staged_reward`). An instruction the planner cannot
@@ -104,7 +104,7 @@ class SimStagedReward:
 def staged_reward(task: Optional[str] = None, planner: str = 'rules',
                   model: Optional[str] = None, **options: Any) -> SimStagedReward:
     """
-    Return a fresh staged reward (the ``staged`` entry of the reward registry).
+    Return a fresh staged reward (``planner_stages`` in the reward registry).
 
     ``planner`` and ``model`` (a local folder, for a planner with weights)
     choose who writes the stages; ``options`` are :class:`SimStagedReward`'s

@@ -8,6 +8,7 @@ import sys
 
 from visual_rl_stack.core.policy import PolicyOptions
 from visual_rl_stack.core.records import write_json
+from visual_rl_stack.core.rewards import PLANNER_STAGES
 from visual_rl_stack.evaluation.episodes import CONTROLLERS, evaluate
 
 
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '--extra-views front side); default: sparse /task/success')
     parser.add_argument('--stage-progress', action='store_true',
                         help="also record how far each episode got through the instruction's "
-                             'staged plan (0-1; the staged reward of the world model, '
+                             'staged plan (0-1; the planner_stages reward of the world model, '
                              'privileged state)')
     parser.add_argument('--extra-views', nargs='+', default=[],
                         help='with --via-ros: camera views the simulator renders besides the '
@@ -89,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
                                 noise_scale=args.noise_scale)
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
                           progress=not args.no_progress, options=options,
-                          stage_progress='staged' if args.stage_progress else None)
+                          stage_progress=PLANNER_STAGES if args.stage_progress else None)
     result['command'] = shlex.join(['vrl', 'eval', *sys.argv[2:]]) if sys.argv[1:2] == [
         'eval'] else None
     if args.json:

@@ -5,21 +5,24 @@ Example::
 
     vrl reward-quality --task pick_place --sources expert expert:0.6 bc_state_pick_place \\
         --episodes 30 --seed-start 1000 --json runs/kagi/reward_quality.json
-    vrl reward-quality --reward staged --task stack3 --sources expert expert:0.5 \\
+    vrl reward-quality --reward planner_stages --task stack3 --sources expert expert:0.5 \\
         --json runs/stages/reward_quality_stack3.json
 
 A source is ``expert``, ``expert:NOISE`` (the scripted expert with action
 noise, a fraction of the action limits) or a state policy (shipped name or
-run folder). The reward (``kagi``, the keypoint-affordance progress, or
-``staged``, the stage planner's) is computed as ``vrl train-residual
---reward NAME`` computes it; the JSON has the monotonicity on successful
-episodes, the AUC of the final level for success against failure, for the
-staged reward the agreement of its stage count with the task's, and every
-episode's trace; a PNG beside it draws them.
+run folder). The reward (one with a dense level: ``kagi``, the
+keypoint-affordance progress, or ``planner_stages``, the stage planner's)
+is computed as ``vrl train-residual --reward NAME`` computes it; the JSON
+has the monotonicity on successful episodes, the AUC of the final level for
+success against failure, for the staged reward the agreement of its stage
+count with the task's, and every episode's trace; a PNG beside it draws them.
 """
 
 import argparse
 from pathlib import Path
+
+from visual_rl_stack.cli.reward_flags import add_reward_argument
+from visual_rl_stack.core.rewards import KAGI, LEVEL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,13 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: expert expert:0.6)')
     parser.add_argument('--episodes', type=int, default=20, help='episodes per source')
     parser.add_argument('--seed-start', type=int, default=1000, help='first seed')
-    parser.add_argument('--reward', default='kagi', choices=('kagi', 'staged'),
-                        help='the dense reward to judge (default: kagi)')
+    add_reward_argument(parser, KAGI, LEVEL, 'the dense reward to judge')
     parser.add_argument('--backend', default='keypoint_net', help='kagi: keypoint backend')
     parser.add_argument('--model', help='kagi: local model folder of the backend (default: '
                         'none, for a backend that ships its weights)')
-    parser.add_argument('--planner', default='rules', help='staged: stage planner')
-    parser.add_argument('--planner-model', help='staged: local model folder of the planner')
+    parser.add_argument('--planner', default='rules', help='planner_stages: stage planner')
+    parser.add_argument('--planner-model',
+                        help='planner_stages: local model folder of the planner')
     parser.add_argument('--tolerance', type=float, default=1e-3,
                         help='fall of the progress per step still counted as monotone')
     parser.add_argument('--json', required=True, type=Path, help='JSON file to write')
@@ -49,15 +52,15 @@ def main(args: argparse.Namespace) -> int:
     import json
 
     from tqdm import tqdm
-    from visual_rl_stack.core.rewards import reward_factory
+    from visual_rl_stack.core.rewards import make_reward
     from visual_rl_stack.evaluation.reward_quality import (episode_rows, plot_quality,
                                                            score_source, summarise)
     if args.episodes < 1:
         raise ValueError('--episodes must be at least 1')
-    options = ({'backend': args.backend, 'model': args.model} if args.reward == 'kagi'
+    options = ({'backend': args.backend, 'model': args.model} if args.reward == KAGI
                else {'planner': args.planner, 'model': args.planner_model})
-    reward = reward_factory(args.reward)(args.task, **options)
-    source_name = args.backend if args.reward == 'kagi' else args.planner
+    reward = make_reward(args.reward, args.task, options)
+    source_name = args.backend if args.reward == KAGI else args.planner
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     bar = tqdm(total=args.episodes * len(args.sources), desc=f'reward quality {args.task}',
                disable=args.no_progress)

@@ -4,21 +4,22 @@ r"""
 Example::
 
     vrl train-horizon --task stack --world-model runs/wm/stack --out runs/horizon/stack_staged \
-        --reward staged --env-steps 20000 --time-limit-min 30
+        --reward planner_stages --env-steps 20000 --time-limit-min 30
     vrl eval --task stack --policy runs/horizon/stack_staged --episodes 100 --seed-start 1000
 
 The actor clones the demonstrations the world model was trained on, then
 alternates real rollouts in worker processes with RSSM and actor-critic
 updates (imagination horizon = the demonstrations' key-horizon, within 5-15
-steps). ``--reward staged`` pays the planner's staged reward, ``sparse``
-only success. The run folder (``kind: world_model``) opens with ``vrl eval``
+steps). ``--reward planner_stages`` pays the planner's staged reward,
+``sparse`` only success. The run folder (``kind: world_model``) opens with ``vrl eval``
 and the policy node; ``--resume`` continues it.
 """
 
 import argparse
 from pathlib import Path
 
-REWARDS = ('staged', 'sparse')
+from visual_rl_stack.cli.reward_flags import add_reward_argument
+from visual_rl_stack.core.rewards import PLANNER_STAGES, RECORDED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--world-model', required=True, type=Path,
                         help='world-model run folder (vrl train-world-model)')
     parser.add_argument('--out', required=True, type=Path, help='run folder to write')
-    parser.add_argument('--reward', choices=REWARDS, default='staged', help='reward to learn')
+    add_reward_argument(parser, PLANNER_STAGES, RECORDED, 'reward to learn')
     parser.add_argument('--env-steps', type=int, default=20000, help='environment-step budget')
     parser.add_argument('--num-envs', type=int, default=2, help='worker processes')
     parser.add_argument('--collect-steps', type=int, default=50,

@@ -27,12 +27,12 @@ import argparse
 from dataclasses import fields
 
 from visual_rl_stack.cli.overrides import add_deprecated_overrides
+from visual_rl_stack.cli.reward_flags import add_reward_argument
 from visual_rl_stack.cli.settings_args import (add_run_control_arguments, add_settings_arguments,
                                                given_overrides, settings_from_args)
 from visual_rl_stack.residual_policy.resfit.config import RESFIT_DATA_FIELDS, ResFiTConfig
 from visual_rl_stack.residual_policy.resip.config import (ALGOS, PPOConfig, RESIDUAL_DATA_FIELDS,
                                                           ResidualConfig, ResidualTrainSettings)
-from visual_rl_stack.residual_policy.resip.env import reward_names
 
 #: Fields the ResFiT learner shares by name with the PPO learner's configs (one flag each).
 PPO_NAMES = tuple(sorted({f.name for f in fields(ResidualConfig)}
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vrl train-residual`` arguments: settings, network and PPO flags, run control."""
     parser.add_argument('--out', required=True, help='run folder to write')
     add_settings_arguments(parser, ResidualTrainSettings, aliases=FLAG_ALIASES,
-                           choices={'reward': reward_names(), 'algo': ALGOS})
+                           choices={'algo': ALGOS}, skip=('reward',))
+    add_reward_argument(parser, ResidualTrainSettings.reward)
     add_settings_arguments(parser.add_argument_group(
         'residual network', 'ResidualConfig fields (a resumed run keeps its own)'),
         ResidualConfig, skip=RESIDUAL_DATA_FIELDS, overrides=True)

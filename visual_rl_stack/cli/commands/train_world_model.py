@@ -22,7 +22,8 @@ import argparse
 from pathlib import Path
 import shutil
 
-REWARDS = ('staged', 'sparse')
+from visual_rl_stack.cli.reward_flags import add_reward_argument
+from visual_rl_stack.core.rewards import PLANNER_STAGES, RECORDED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--dynamics-steps', type=int, default=2000, help='RSSM optimiser steps')
     parser.add_argument('--dynamics-time-limit-min', type=float,
                         help='stop the RSSM after this many minutes')
-    parser.add_argument('--reward', choices=REWARDS, default='staged',
-                        help="the reward the RSSM's head learns (the agent may retrain it)")
+    add_reward_argument(parser, PLANNER_STAGES, RECORDED,
+                        "the reward the RSSM's head learns (the agent may retrain it)")
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
