@@ -42,9 +42,10 @@ from visual_rl_stack.core.config_dicts import flatten_mapping
 from visual_rl_stack.core.policy import resolve_run
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.rewards import canonical_reward, KAGI
-from visual_rl_stack.core.run_layout import (CHECKPOINT, CURVE_PLOT, METRICS, MODEL_CARD, RESIDUAL,
-                                             RESIDUAL_LAST, RUN_CONFIG, SUMMARY, TENSORBOARD,
-                                             TRAINING_STATE, training_state_to_use, VALIDATION)
+from visual_rl_stack.core.run_layout import (check_resumed_settings, CHECKPOINT, CURVE_PLOT,
+                                             METRICS, MODEL_CARD, RESIDUAL, RESIDUAL_LAST,
+                                             RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE,
+                                             training_state_to_use, VALIDATION)
 from visual_rl_stack.evaluation.episodes import EpisodeResult, summarise_episodes
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
@@ -184,16 +185,10 @@ class ResidualRun:
         """Refuse to resume with other settings than the run was started with."""
         config = json.loads((self.out_dir / RUN_CONFIG).read_text())
         defaults = asdict(ResidualTrainSettings(task='', base=''))  # for keys older runs lack
-        saved = {**config['settings'], 'reward': canonical_reward(
+        saved = {**defaults, **config['settings'], 'reward': canonical_reward(
             config['settings'].get('reward', defaults['reward']))}
-        now = json.loads(json.dumps(asdict(self.settings)))
-        different = sorted(k for k in now if k not in self.RESUMABLE
-                           and now[k] != saved.get(k, defaults[k]))
-        if different or not self.same_learner_configs(config):
-            raise ValueError(f'run {self.out_dir} was started with other settings '
-                             f'({", ".join(different) or "learner settings"}); a resumed run '
-                             'keeps its settings, only --total-steps and --time-limit-min may '
-                             'change')
+        check_resumed_settings(self.out_dir, saved, self.settings, self.RESUMABLE,
+                               () if self.same_learner_configs(config) else ('learner settings',))
 
     def _restore(self, saved: dict) -> None:
         """Continue counters, the learner's state and the RNG from a training state."""

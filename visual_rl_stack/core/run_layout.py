@@ -14,9 +14,11 @@ Every trainer writes, and every loader reads, these names::
     RUN/model.json          a shipped model's card (``vrl models``)
 """
 
+from dataclasses import asdict
+import json
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 RUN_CONFIG = 'config.json'
@@ -68,3 +70,22 @@ def training_state_to_use(out_dir: Path, resume: bool, trained: str) -> Path:
         raise ValueError(f'run folder {out_dir} already holds a training run; '
                          'pass --resume to continue it or choose another --out')
     return state_path
+
+
+def check_resumed_settings(out_dir: PathLike, saved: Mapping[str, Any], settings: Any,
+                           resumable: Sequence[str], also_different: Sequence[str] = ()) -> None:
+    """
+    Refuse to resume a run with other settings than it was started with.
+
+    ``saved`` is the run's record of its settings (its config.json), ``settings``
+    this session's settings dataclass; only the ``resumable`` fields (how long it
+    trains) may differ. ``also_different`` names differences the caller found.
+    """
+    now = json.loads(json.dumps(asdict(settings)))
+    different = sorted(k for k in now if k not in resumable and now[k] != saved.get(k))
+    different += list(also_different)
+    if different:
+        allowed = ' and '.join('--' + name.replace('_', '-') for name in resumable)
+        raise ValueError(f'run {out_dir} was started with other settings '
+                         f'({", ".join(different)}); a resumed run keeps its settings, only '
+                         f'{allowed} may change')
