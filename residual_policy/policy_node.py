@@ -148,11 +148,7 @@ class PolicyNode(Node):
                 max_angular_speed=values['max_angular_speed'],
                 control_hz=values['control_hz'],
                 observation_timeout=values['observation_timeout'])
-            self.runner = open_policy(values['policy'], PolicyOptions(
-                device=values['device'], num_inference_steps=values['inference_steps'] or None,
-                action_steps=values['action_steps'] or None,
-                warm_start=values['warm_start'] or None,
-                noise_scale=values['noise_scale'] if values['noise_scale'] >= 0 else None))
+            self.runner = open_policy(values['policy'], PolicyOptions.from_ros_parameters(values))
         except (OSError, ValueError) as error:
             raise ValueError(f'policy_node: {error}') from error
         self.learner = self._make_learner(values)

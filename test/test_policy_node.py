@@ -18,7 +18,7 @@ from visual_rl_stack.data.collect import collect
 from visual_rl_stack.perception.preprocess import split_tiled
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
-from visual_rl_stack.residual_policy.policy_node import PolicyNode
+from visual_rl_stack.residual_policy.policy_node import PARAMS, PolicyNode
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import GraphRunner
 from visual_rl_stack.ros.msg_conversions import (make_joint_state, make_labelled_array,
@@ -178,6 +178,18 @@ def test_invalid_parameters_are_refused(ros_context, state_run, tmp_path):
         _node(ros_context, state_run, workspace_min=[0.1, 0.2])
 
 
+def test_policy_options_are_the_nodes_parameters_both_ways():
+    """One conversion: the node's defaults are the default options, and options round-trip."""
+    defaults = {name: spec.default for name, spec in PARAMS.items()}
+    assert PolicyOptions.from_ros_parameters(defaults) == PolicyOptions()
+    values = PolicyOptions().to_ros_parameters()
+    assert values == {name: defaults[name] for name in values}
+    chosen = PolicyOptions(device='cpu', num_inference_steps=3, action_steps=2, warm_start=0.5,
+                           noise_scale=0.0)
+    assert PolicyOptions.from_ros_parameters(chosen.to_ros_parameters()) == chosen
+    assert chosen.to_ros_parameters()['noise_scale'] == 0.0  # 0 is deterministic, not unset
+
+
 def test_split_tiled_refuses_a_mismatched_image():
     tiled = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     views = split_tiled(tiled, ('front', 'side'), (4, 3))
@@ -235,7 +247,8 @@ def test_eval_via_ros_matches_in_process(ros_context, state_run):
     """The closed loop through DDS reproduces the in-process evaluation of the same seed."""
     from visual_rl_stack.evaluation.episodes import evaluate
     from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
-    via_ros = evaluate_via_ros('lift', str(state_run), 1, 1000, progress=False, device='cpu',
+    via_ros = evaluate_via_ros('lift', str(state_run), 1, 1000, progress=False,
+                               options=PolicyOptions(device='cpu'),
                                context=ros_context)
     in_process = evaluate('lift', str(state_run), 1, 1000, progress=False,
                           options=PolicyOptions(device='cpu'))
@@ -258,7 +271,8 @@ def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
                              steps=3, batch_size=8, device='cpu'), run,
              config_overrides={**TINY, 'image_channels': (8, 16), 'num_keypoints': 8,
                                'image_feature_dim': 16}, progress=False)
-    via_ros = evaluate_via_ros('lift', str(run), 1, 1001, progress=False, device='cpu',
+    via_ros = evaluate_via_ros('lift', str(run), 1, 1001, progress=False,
+                               options=PolicyOptions(device='cpu'),
                                context=ros_context)
     in_process = evaluate('lift', str(run), 1, 1001, progress=False,
                           options=PolicyOptions(device='cpu'))
@@ -278,7 +292,8 @@ def test_online_finetuning_through_ros_updates_the_residual(ros_context, state_r
     run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
                             critic_hidden_dims=(32,))
     out = tmp_path / 'online'
-    result = evaluate_via_ros('lift', str(run), 2, 1000, progress=False, device='cpu',
+    result = evaluate_via_ros('lift', str(run), 2, 1000, progress=False,
+                              options=PolicyOptions(device='cpu'),
                               context=ros_context, finetune_out=str(out))
     assert result['finetune']['updates'] == 2 and result['finetune']['episodes'] == 2
     updates = [json.loads(x) for x in (out / 'updates.jsonl').read_text().splitlines()]
@@ -303,7 +318,8 @@ def test_online_finetuning_on_the_affordance_nodes_dense_reward(ros_context, sta
     run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
                             critic_hidden_dims=(32,))
     out = tmp_path / 'online'
-    result = evaluate_via_ros('lift', str(run), 1, 1000, progress=False, device='cpu',
+    result = evaluate_via_ros('lift', str(run), 1, 1000, progress=False,
+                              options=PolicyOptions(device='cpu'),
                               context=ros_context, finetune_out=str(out),
                               reward_topic=topics.DENSE_REWARD, extra_views=('front', 'side'))
     assert result['finetune']['updates'] == 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import importlib
 import json
 from pathlib import Path
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Optional, Protocol, runtime_checkable
 
 import numpy as np
 from visual_rl_stack.sim.scene import TabletopSim
@@ -36,7 +36,8 @@ class PolicyOptions:
     ``num_inference_steps`` overrides the diffusion step count, ``action_steps``
     the executed steps per chunk, ``warm_start`` (0, 1] starts each chunk from
     the previous one, ``noise_scale`` >= 0 scales the initial noise; ``seed``
-    seeds the policy's sampling.
+    seeds the policy's sampling. The policy node takes them as ROS parameters
+    (:meth:`to_ros_parameters`), where 0 (-1 for ``noise_scale``) stands for None.
     """
 
     device: str = 'auto'
@@ -45,6 +46,23 @@ class PolicyOptions:
     action_steps: Optional[int] = None
     warm_start: Optional[float] = None
     noise_scale: Optional[float] = None
+
+    def to_ros_parameters(self) -> dict[str, Any]:
+        """Return the policy node's parameters for these options (it reseeds per episode)."""
+        return {'device': self.device,
+                'inference_steps': int(self.num_inference_steps or 0),
+                'action_steps': int(self.action_steps or 0),
+                'warm_start': float(self.warm_start or 0.0),
+                'noise_scale': -1.0 if self.noise_scale is None else float(self.noise_scale)}
+
+    @classmethod
+    def from_ros_parameters(cls, values: Mapping[str, Any]) -> 'PolicyOptions':
+        """Return the options the policy node's parameter ``values`` choose (seed 0)."""
+        return cls(device=values['device'],
+                   num_inference_steps=values['inference_steps'] or None,
+                   action_steps=values['action_steps'] or None,
+                   warm_start=values['warm_start'] or None,
+                   noise_scale=values['noise_scale'] if values['noise_scale'] >= 0 else None)
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from visual_rl_stack.core.image_buffers import image_to_array
-from visual_rl_stack.core.policy import kind_label, policy_kind, resolve_run
+from visual_rl_stack.core.policy import kind_label, policy_kind, PolicyOptions, resolve_run
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.run_layout import CHECKPOINT, RESIDUAL_KINDS
 from visual_rl_stack.core.shipped_models import resolve_policy
@@ -127,22 +127,23 @@ def _policy_rows(policy: str, episodes: int, seed_start: int) -> list[dict[str, 
     rows = []
     if policy_kind(path) in RESIDUAL_KINDS:
         trained = resolve_run(path)[1] or {}
-        base_settings = {'num_inference_steps': trained.get('base_inference_steps'),
-                         'noise_scale': trained.get('base_noise_scale'),
-                         'action_steps': trained.get('base_action_steps')}
+        base = PolicyOptions(num_inference_steps=trained.get('base_inference_steps'),
+                             noise_scale=trained.get('base_noise_scale'),
+                             action_steps=trained.get('base_action_steps'))
         rows.append(_policy_row(str(path / CHECKPOINT), episodes, seed_start,
-                                label=f'{policy} (its frozen base)', **base_settings))
+                                label=f'{policy} (its frozen base)', options=base))
     return rows + [_policy_row(policy, episodes, seed_start)]
 
 
-def _policy_row(policy: str, episodes: int, seed_start: int,
-                label: Optional[str] = None, **settings: Any) -> dict[str, Any]:
+def _policy_row(policy: str, episodes: int, seed_start: int, label: Optional[str] = None,
+                options: Optional[PolicyOptions] = None) -> dict[str, Any]:
     """Run one BC or residual policy through the policy node on its task; summarise it."""
     _checkpoint, run_config = resolve_run(policy)
     task = (run_config or {}).get('task')
     if task is None:
         raise ValueError(f'policy {policy!r} has no run config naming its task')
-    result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False, **settings)
+    result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False,
+                              options=options)
     kind = kind_label(policy_kind(policy))
     print(f'demo: {kind} policy {label or policy} on {task} through the policy node: '
           f'{result["successes"]}/{episodes} successes')

@@ -29,7 +29,7 @@ from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from std_srvs.srv import SetBool
 from tqdm import tqdm
-from visual_rl_stack.core.policy import Policy
+from visual_rl_stack.core.policy import Policy, PolicyOptions
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import GraphRunner
 from visual_rl_stack.ros.graph import POLICY_NODE
@@ -116,18 +116,11 @@ def simulator_speed_limits(control_hz: float) -> dict[str, float]:
             'max_angular_speed': limits.max_rot_delta * math.sqrt(3.0) * control_hz * 1.001}
 
 
-def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: Optional[int],
-                           device: str, finetune_out: Optional[str] = None,
-                           action_steps: Optional[int] = None,
-                           warm_start: Optional[float] = None,
-                           noise_scale: Optional[float] = None,
+def policy_node_parameters(policy: str, control_hz: float, options: PolicyOptions,
+                           finetune_out: Optional[str] = None,
                            reward_topic: Optional[str] = None) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
-    values = {'policy': str(policy), 'device': device, 'use_sim_time': True,
-              'inference_steps': int(num_inference_steps or 0),
-              'action_steps': int(action_steps or 0),
-              'warm_start': float(warm_start or 0.0),
-              'noise_scale': -1.0 if noise_scale is None else float(noise_scale),
+    values = {'policy': str(policy), **options.to_ros_parameters(), 'use_sim_time': True,
               'control_hz': float(control_hz), **simulator_speed_limits(control_hz)}
     if finetune_out:
         values.update(finetune=True, finetune_out=str(finetune_out),
@@ -136,17 +129,16 @@ def policy_node_parameters(policy: str, control_hz: float, num_inference_steps: 
 
 
 def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
-                     progress: bool = True, device: str = 'auto',
-                     num_inference_steps: Optional[int] = None, timeout: float = 60.0,
-                     context: Optional[Context] = None,
+                     progress: bool = True, options: Optional[PolicyOptions] = None,
+                     timeout: float = 60.0, context: Optional[Context] = None,
                      finetune_out: Optional[str] = None,
-                     action_steps: Optional[int] = None,
-                     warm_start: Optional[float] = None,
-                     noise_scale: Optional[float] = None,
                      reward_topic: Optional[str] = None,
                      extra_views: Sequence[str] = ()) -> dict:
     """
     Evaluate ``policy`` (shipped name or run folder) through the ROS graph; see the module doc.
+
+    ``options`` become the policy node's parameters (their seed does not: the
+    policy is reseeded to ``seed_start``).
 
     With ``finetune_out`` (a residual run) the policy node fine-tunes the
     residual online, updating between episodes, and the result adds the
@@ -170,9 +162,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     node = driver = None
     try:
         # The policy node loads the policy once; its runner then shapes the simulator graph.
-        parameters = policy_node_parameters(policy, control_hz, num_inference_steps, device,
-                                            finetune_out, action_steps, warm_start, noise_scale,
-                                            reward_topic)
+        parameters = policy_node_parameters(policy, control_hz, options or PolicyOptions(),
+                                            finetune_out, reward_topic)
         node = POLICY_NODE.load_factory()(context=context, parameter_overrides=parameters)
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')

@@ -70,24 +70,20 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError('--extra-views are rendered for nodes of the ROS graph; add --via-ros')
     if args.stage_progress and args.via_ros:
         raise ValueError('--stage-progress reads the simulator in process; drop --via-ros')
+    options = PolicyOptions(device=args.device, num_inference_steps=args.inference_steps,
+                            action_steps=args.action_steps, warm_start=args.warm_start,
+                            noise_scale=args.noise_scale)
     if args.via_ros:
         if args.policy in CONTROLLERS:
             raise ValueError('--via-ros runs a trained policy in the policy node; for the '
                              'scripted expert through ROS use `vrl demo`')
         from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
         result = evaluate_via_ros(args.task, args.policy, args.episodes, args.seed_start,
-                                  progress=not args.no_progress, device=args.device,
-                                  num_inference_steps=args.inference_steps,
+                                  progress=not args.no_progress, options=options,
                                   finetune_out=args.finetune_out,
-                                  action_steps=args.action_steps,
-                                  warm_start=args.warm_start,
-                                  noise_scale=args.noise_scale,
                                   reward_topic=args.reward_topic,
                                   extra_views=args.extra_views)
     else:
-        options = PolicyOptions(device=args.device, num_inference_steps=args.inference_steps,
-                                action_steps=args.action_steps, warm_start=args.warm_start,
-                                noise_scale=args.noise_scale)
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
                           progress=not args.no_progress, options=options,
                           stage_progress=PLANNER_STAGES if args.stage_progress else None)
