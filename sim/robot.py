@@ -140,12 +140,6 @@ class PandaRobot:
             )
         return self._cache
 
-    def link_pose(self, link: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return world position and xyzw orientation of one link frame."""
-        ls = pb.getLinkState(self.uid, link, computeForwardKinematics=1,
-                             physicsClientId=self.client)
-        return np.array(ls[4]), np.array(ls[5])
-
     def command(self, position: np.ndarray, orientation: np.ndarray, width: float) -> None:
         """Drive the TCP towards a pose and the fingers towards an opening width."""
         q = pb.calculateInverseKinematics(
