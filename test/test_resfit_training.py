@@ -1,0 +1,86 @@
+"""The off-policy residual trainer end to end: run folder, demos, policy kind, resume."""
+
+import json
+
+import numpy as np
+import pytest
+from visual_rl_stack.core.policy import open_policy, policy_kind, PolicyOptions
+from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
+from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
+from visual_rl_stack.residual_policy.resfit.trainer import train_resfit
+from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
+
+TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
+SMALL = {'hidden_dims': (32,), 'critic_hidden_dims': (32,), 'batch_size': 16,
+         'warmup_steps': 20, 'critic_warmup_updates': 10, 'utd': 0.5}
+
+
+@pytest.fixture(scope='module')
+def lift_base(tmp_path_factory):
+    """Train a tiny state-based lift policy on two demonstrations (kept as demos too)."""
+    root = tmp_path_factory.mktemp('resfit')
+    data = collect('lift', 2, root / 'data', views=('front',), width=32, height=32)
+    train_bc(BCTrainSettings(task='lift', data=str(data), steps=20, batch_size=32, device='cpu'),
+             root / 'bc', config_overrides=TINY, progress=False)
+    return root
+
+
+def settings_for(root, **changes) -> ResidualTrainSettings:
+    """Return short resfit settings over the tiny base."""
+    values = {'task': 'lift', 'base': str(root / 'bc'), 'algo': 'resfit', 'envs': 2,
+              'total_steps': 80, 'rollout_steps': 20, 'eval_every': 2, 'val_episodes': 2,
+              'demos': str(root / 'data'), **changes}
+    return ResidualTrainSettings(**values)
+
+
+def test_a_short_run_writes_its_folder_opens_as_resfit_and_resumes(lift_base, tmp_path):
+    out = tmp_path / 'run'
+    summary = train_resfit(out, settings_for(lift_base), SMALL, progress=False,
+                           asynchronous=False)
+    assert summary['env_steps'] == 80 and summary['algo'] == 'resfit'
+    for name in ('config.json', 'metrics.jsonl', 'validation.jsonl', 'learning_curve.png',
+                 'summary.json', 'replay.npz', 'residual', 'residual_last', 'checkpoint'):
+        assert (out / name).exists(), name
+    rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
+    assert rows[-1]['learner']['updates'] > 0
+    assert rows[-1]['rollout']['buffer'] > 0
+    config = json.loads((out / 'config.json').read_text())
+    assert config['kind'] == 'resfit' and config['resfit']['hidden_dims'] == [32]
+    assert policy_kind(out) == 'resfit'
+    policy = open_policy(out, PolicyOptions(device='cpu'))
+    state = np.zeros(policy.config.state_dim, np.float32)
+    assert policy.act_from_observation(state).shape == (policy.action_dim,)
+
+    with pytest.raises(ValueError, match='--resume'):
+        train_resfit(out, settings_for(lift_base), SMALL, progress=False, asynchronous=False)
+    with pytest.raises(ValueError, match='other settings'):
+        train_resfit(out, settings_for(lift_base, seed=3), SMALL, resume=True, progress=False,
+                     asynchronous=False)
+    resumed = train_resfit(out, settings_for(lift_base, total_steps=120), SMALL, resume=True,
+                           progress=False, asynchronous=False)
+    assert resumed['env_steps'] == 120
+    assert len(json.loads((out / 'config.json').read_text())['sessions']) == 2
+
+
+def test_an_untrained_resfit_run_acts_as_its_base(lift_base, tmp_path):
+    out = tmp_path / 'fresh'
+    train_resfit(out, settings_for(lift_base, total_steps=20, demos=None),
+                 {**SMALL, 'warmup_steps': 1000}, progress=False, asynchronous=False)
+    resfit = open_policy(out, PolicyOptions(device='cpu', noise_scale=0.0, seed=1))
+    base = BCPolicyRunner(lift_base / 'bc', 'cpu', num_inference_steps=4, seed=1,
+                          noise_scale=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        state = rng.normal(size=base.config.state_dim).astype(np.float32)
+        np.testing.assert_allclose(resfit.act_from_observation(state),
+                                   base.act_from_observation(state), rtol=1e-5, atol=1e-6)
+
+
+def test_demonstrations_need_a_sparse_reward_and_resfit(lift_base, tmp_path):
+    with pytest.raises(ValueError, match='sparse'):
+        train_resfit(tmp_path / 'a', settings_for(lift_base, reward='subtasks'), SMALL,
+                     progress=False, asynchronous=False)
+    with pytest.raises(ValueError, match='resfit'):
+        settings_for(lift_base, algo='ppo').check()
