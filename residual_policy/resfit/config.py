@@ -9,17 +9,16 @@ defaults are the least harmful of the settings measured so far
 (docs/experiments/resfit.md): none has yet improved on the base.
 """
 
-from dataclasses import asdict, dataclass
-from typing import Mapping
+from dataclasses import dataclass
 
-from visual_rl_stack.core.config_dicts import config_from_dict, setting
+from visual_rl_stack.core.config_dicts import JSONConfig, setting
 
 #: ResFiTConfig fields the frozen base decides.
 RESFIT_DATA_FIELDS = ('state_dim', 'action_dim')
 
 
 @dataclass(frozen=True)
-class ResFiTConfig:
+class ResFiTConfig(JSONConfig):
     """Networks and hyper-parameters of the off-policy residual learner; JSON-serialisable."""
 
     state_dim: int = setting(help='width of the state the residual sees (from the base)')
@@ -95,12 +94,3 @@ class ResFiTConfig:
     def input_dim(self) -> int:
         """Return the width of the actor input: state then base action."""
         return self.state_dim + self.action_dim
-
-    def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> 'ResFiTConfig':
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        return config_from_dict(cls, data)

@@ -8,11 +8,11 @@ type, default and help are the field's. The residual network's sizes are
 generates flags from those too.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import math
-from typing import Mapping, Optional
+from typing import Optional
 
-from visual_rl_stack.core.config_dicts import config_from_dict, setting
+from visual_rl_stack.core.config_dicts import JSONConfig, setting
 from visual_rl_stack.core.rewards import canonical_reward, SPARSE
 
 #: Forms of the kagi reward's dense term (see ``ResidualTrainSettings.reward_shaping``).
@@ -96,7 +96,7 @@ class ResidualTrainSettings:
 
 
 @dataclass(frozen=True)
-class ResidualConfig:
+class ResidualConfig(JSONConfig):
     """Sizes and scales of the residual actor and critic (ResiP defaults); JSON-serialisable."""
 
     state_dim: int = setting(help='width of the state the residual sees (from the base)')
@@ -129,18 +129,9 @@ class ResidualConfig:
         """Return the width of the actor and critic input: state then base action."""
         return self.state_dim + self.action_dim
 
-    def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> 'ResidualConfig':
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        return config_from_dict(cls, data)
-
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(JSONConfig):
     """PPO hyper-parameters (ResiP defaults); ``target_kl`` None disables early stopping."""
 
     gamma: float = setting(0.999, 'discount factor')
@@ -188,12 +179,3 @@ class PPOConfig:
         base policy away from what it already does well.
         """
         return updates_done >= self.critic_warmup_updates
-
-    def to_dict(self) -> dict:
-        """Return a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> 'PPOConfig':
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
-        return config_from_dict(cls, data)

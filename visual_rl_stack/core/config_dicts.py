@@ -6,7 +6,7 @@ checkpoint from another version, a typo in ``--set``) is an error naming it,
 and JSON lists come back as the tuples the dataclasses declare.
 """
 
-from dataclasses import field, fields, MISSING
+from dataclasses import asdict, field, fields, MISSING
 from typing import Any, Mapping, Type, TypeVar
 
 Config = TypeVar('Config')
@@ -35,3 +35,16 @@ def flatten_mapping(mapping: Mapping[str, Any], separator: str = '.',
 def setting(default: Any = MISSING, help: str = '') -> Any:  # noqa: A002 (argparse's name)
     """Declare a settings field with its help text (the CLI flag is generated from both)."""
     return field(default=default, metadata={'help': help})
+
+
+class JSONConfig:
+    """Mixin for config dataclasses: the JSON round trip of :func:`config_from_dict`."""
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls: Type[Config], data: Mapping) -> Config:
+        """Rebuild from :meth:`to_dict` output; unknown keys are refused."""
+        return config_from_dict(cls, data)
