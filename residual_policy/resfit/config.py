@@ -12,6 +12,7 @@ defaults are the least harmful of the settings measured so far
 from dataclasses import dataclass
 
 from visual_rl_stack.core.config_dicts import JSONConfig, setting
+from visual_rl_stack.residual_policy.resip.config import network_size_problems
 
 #: ResFiTConfig fields the frozen base decides.
 RESFIT_DATA_FIELDS = ('state_dim', 'action_dim')
@@ -63,11 +64,7 @@ class ResFiTConfig(JSONConfig):
 
     def __post_init__(self):
         """Reject settings the learner cannot honour."""
-        problems = []
-        if self.state_dim < 1 or self.action_dim < 1:
-            problems.append('state_dim and action_dim must be >= 1')
-        if any(d < 1 for d in self.hidden_dims + self.critic_hidden_dims):
-            problems.append('hidden sizes must be >= 1')
+        problems = network_size_problems(self)
         if not 1 <= self.target_subset <= self.critics:
             problems.append('target_subset must be between 1 and critics')
         if not 0 <= self.gamma <= 1:

@@ -95,6 +95,16 @@ class ResidualTrainSettings:
             raise ValueError('invalid residual training settings: ' + '; '.join(problems))
 
 
+def network_size_problems(config) -> list[str]:
+    """Return what is wrong with a residual config's widths (both residual learners check)."""
+    problems = []
+    if config.state_dim < 1 or config.action_dim < 1:
+        problems.append('state_dim and action_dim must be >= 1')
+    if any(d < 1 for d in config.hidden_dims + config.critic_hidden_dims):
+        problems.append('hidden sizes must be >= 1')
+    return problems
+
+
 @dataclass(frozen=True)
 class ResidualConfig(JSONConfig):
     """Sizes and scales of the residual actor and critic (ResiP defaults); JSON-serialisable."""
@@ -112,11 +122,7 @@ class ResidualConfig(JSONConfig):
 
     def __post_init__(self):
         """Reject sizes and scales the networks cannot honour."""
-        problems = []
-        if self.state_dim < 1 or self.action_dim < 1:
-            problems.append('state_dim and action_dim must be >= 1')
-        if any(d < 1 for d in self.hidden_dims + self.critic_hidden_dims):
-            problems.append('hidden sizes must be >= 1')
+        problems = network_size_problems(self)
         if self.residual_scale <= 0:
             problems.append('residual_scale must be > 0')
         if self.state_clip <= 0:
