@@ -28,12 +28,18 @@ operator publish one per episode) and when an observation stamp goes back in
 time (a restarted simulator or a looped bag). Sim time alone cannot mark an
 episode: the simulator keeps it monotonic across resets.
 
-Online fine-tuning (``finetune``, residual runs only): the node samples
-exploring residuals and hands each observation step, with the reward that
-arrived with it (``/task/success`` as a sparse reward, or a Float32
-``reward_topic``; a step is complete only once its reward has arrived), to an
-:class:`.resip.online_learner.OnlineResidualLearner`; at every new episode the
-learner may run a PPO update and save the residual to ``finetune_out``.
+Online fine-tuning (``finetune``, residual runs only): the node hands each
+observation step, with the reward that arrived with it (``/task/success`` as
+a sparse reward, or a Float32 ``reward_topic``, with ``/task/success`` still
+ending the episode; a step is complete only once its reward has arrived), to
+the run's online learner, which returns an exploring action: for a PPO run
+an :class:`.resip.online_learner.OnlineResidualLearner`, which may run a PPO
+update at every new episode; for a resfit run an
+:class:`.resfit.online.OnlineResFiTLearner`, which updates off-policy in a
+background thread or between episodes (``finetune_updates``) and saves its
+whole state to ``finetune_out`` at every episode end and when the node is
+destroyed, so a restarted node resumes. A non-finite reward holds the arm
+with a ``non_finite_reward`` diagnostic and is never learned from.
 
 Inference runs in its own callback group (a guard condition), so on a
 MultiThreadedExecutor ``/clock`` and the sensor topics keep flowing while the
@@ -43,7 +49,7 @@ policy samples; on a SingleThreadedExecutor it simply runs in turn.
 import math
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -66,6 +72,8 @@ from visual_rl_stack.ros.node_params import declare_params, ParamSpec
 from visual_rl_stack.ros.step_messages import command_messages
 from visual_rl_stack.sim.robot import Workspace
 
+from .resfit.agent import ResFiTPolicyRunner
+from .resfit.online import OnlineResFiTLearner
 from .resip.online_learner import OnlineResidualLearner
 from .safety_filter import ERROR, FilterResult, SafetyFilter, SafetyIssue, SafetyLimits, WARN
 
@@ -110,6 +118,11 @@ PARAMS = {
     'finetune_min_steps': ParamSpec(1, 'Transitions to collect before a PPO update (run at the '
                                     'next episode start).', low=1, high=10_000_000,
                                     read_only=True),
+    'finetune_updates': ParamSpec('background', "When a resfit run's off-policy updates run: "
+                                  "'background' (a thread, as data arrives) or "
+                                  "'between_episodes'.", read_only=True),
+    'finetune_utd': ParamSpec(0.0, 'Off-policy updates per recorded step (resfit runs); 0 = '
+                              "the run's own.", low=0.0, high=100.0, read_only=True),
 }
 
 #: State-layout fields that come from /joint_states and /ee_pose; the rest are task fields.
@@ -117,6 +130,10 @@ ROBOT_FIELDS = ('ee_position', 'ee_orientation', 'gripper_width', 'joint_positio
 #: Stamped messages kept per topic while waiting for the rest of a step.
 KEEP = 10
 ACTION_MODES = {7: 'delta', 8: 'absolute'}
+
+
+class BadReward(ValueError):
+    """A fine-tuning reward the learner must not learn from."""
 
 
 class PolicyNode(Node):
@@ -170,6 +187,7 @@ class PolicyNode(Node):
         self._task_state: Optional[Float32MultiArray] = None
         self._task_fresh = False
         self._reward: Optional[tuple[float, bool]] = None
+        self._success = False
         self._last_stamp: Optional[float] = None
         self._last_seen: Optional[float] = None
         self._pending: Optional[tuple] = None
@@ -181,13 +199,18 @@ class PolicyNode(Node):
             f'{list(self.runner.views)}, task fields {self.needs_task}) on '
             f'{self.runner.device}; {"active" if self.active else "inactive until ~/activate"}')
 
-    def _make_learner(self, values: dict) -> Optional[OnlineResidualLearner]:
+    def _make_learner(self, values: dict
+                      ) -> Optional[Union[OnlineResidualLearner, OnlineResFiTLearner]]:
         """Return the online learner when fine-tuning is on (raises ValueError if it cannot be)."""
         if not values['finetune']:
             return None
         if not values['finetune_out']:
             raise ValueError('policy_node: finetune needs parameter finetune_out (a folder)')
         try:
+            if isinstance(self.runner, ResFiTPolicyRunner):
+                return OnlineResFiTLearner(self.runner, values['finetune_out'],
+                                           values['finetune_updates'],
+                                           values['finetune_utd'] or None)
             return OnlineResidualLearner(self.runner, values['finetune_out'],
                                          min_steps=values['finetune_min_steps'])
         except (OSError, ValueError) as error:
@@ -207,7 +230,9 @@ class PolicyNode(Node):
         if self.learner is not None:
             topic = self.values['reward_topic']
             if topic:
-                sub(Float32, topic, lambda m: self._on_reward(float(m.data), False), reliable)
+                sub(Bool, topics.TASK_SUCCESS, self._on_success, reliable)
+                sub(Float32, topic, lambda m: self._on_reward(float(m.data), self._success),
+                    reliable)
             else:
                 sub(Bool, topics.TASK_SUCCESS,
                     lambda m: self._on_reward(1.0 if m.data else 0.0, bool(m.data)), reliable)
@@ -255,6 +280,10 @@ class PolicyNode(Node):
         with self._lock:
             self._task_state, self._task_fresh = msg, True
         self._check_step()
+
+    def _on_success(self, msg: Bool) -> None:
+        """Keep the latest success: it ends a learning episode paid by a reward topic."""
+        self._success = bool(msg.data)
 
     def _on_reward(self, reward: float, terminal: bool) -> None:
         """Keep the reward that came with the latest observation step (fine-tuning only)."""
@@ -385,9 +414,16 @@ class PolicyNode(Node):
             try:
                 if self.learner is not None:
                     earned, terminal = reward
+                    if not math.isfinite(earned):
+                        self.learner.interrupt()
+                        raise BadReward(f'reward {earned} is not finite: the step is not '
+                                        'learned from; holding still')
                     action = self.learner.act(state, images or None, earned, terminal)
                 else:
                     action = self.runner.act_from_observation(state, images or None)
+            except BadReward as error:
+                action = None
+                issues = [SafetyIssue(ERROR, 'non_finite_reward', str(error))]
             except Exception as error:  # noqa: BLE001 - report, hold, keep running
                 action = None
                 issues = [SafetyIssue(ERROR, 'inference_error',
@@ -402,17 +438,23 @@ class PolicyNode(Node):
         self._publish(result, stamp)
 
     def end_learning_episode(self) -> None:
-        """End the learner's episode; log the PPO update it may run (between episodes)."""
+        """End the learner's episode; log what it learned (PPO updates between episodes)."""
         try:
             stats = self.learner.end_episode()
         except Exception as error:  # noqa: BLE001 - a failed update must not stop the arm
             self.get_logger().error(f'fine-tuning update failed: {error}')
             return
         if stats is not None:
-            self.get_logger().info(
-                f'fine-tuning update {stats["update"]}: {stats["steps"]} steps from '
-                f'{stats["episodes"]} episodes, returns {stats["returns"]}, '
-                f'approx KL {stats["approx_kl"]:.4f}, {int(stats["epochs"])} epochs')
+            self.get_logger().info(f'fine-tuning: {self.learner.describe(stats)}')
+
+    def destroy_node(self) -> None:
+        """Stop the learner's updates and save what it collected, then destroy the node."""
+        if self.learner is not None:
+            try:
+                self.learner.close()
+            except Exception as error:  # noqa: BLE001 - report, never block the shutdown
+                self.get_logger().error(f'could not save the fine-tuning state: {error}')
+        super().destroy_node()
 
     def _watchdog(self) -> None:
         """Hold still and report when active but no observation step arrived in time."""

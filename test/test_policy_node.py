@@ -4,15 +4,15 @@ import time
 
 from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import TwistStamped
 import numpy as np
+from policy_harness import Harness
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float32MultiArray, Float64, String
-from std_srvs.srv import SetBool, Trigger
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
 from visual_rl_stack.core.policy import PolicyOptions
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.perception.preprocess import split_tiled
@@ -21,10 +21,6 @@ from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train
 from visual_rl_stack.residual_policy.policy_node import PARAMS, PolicyNode
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import GraphRunner
-from visual_rl_stack.ros.msg_conversions import (make_joint_state, make_labelled_array,
-                                                 make_pose_stamped, stamp_from_seconds)
-from visual_rl_stack.sim.config import SimConfig
-from visual_rl_stack.sim.scene import TabletopSim
 
 TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 
@@ -38,75 +34,6 @@ def state_run(tmp_path_factory):
     train_bc(BCTrainSettings(task='lift', data=str(data), steps=5, batch_size=16, device='cpu'),
              run, config_overrides=TINY, progress=False)
     return run
-
-
-@pytest.fixture(scope='module')
-def lift_step():
-    """Return the robot state and task state of a lift episode's first step."""
-    sim = TabletopSim(SimConfig(task='lift', cameras=()))
-    try:
-        sim.reset(seed=0)
-        return sim.robot_state(), sim.task_state()
-    finally:
-        sim.close()
-
-
-class Harness:
-    """A test node that fakes the robot's topics and records the policy node's outputs."""
-
-    def __init__(self, context, policy_node):
-        """Create the fake robot publishers and the command and diagnostic subscriptions."""
-        self.node = Node('policy_test', context=context)
-        qos = topics.RELIABLE_QOS
-        self.joints = self.node.create_publisher(JointState, topics.JOINT_STATES, qos)
-        self.pose = self.node.create_publisher(PoseStamped, topics.EE_POSE, qos)
-        self.task = self.node.create_publisher(Float32MultiArray, topics.TASK_STATE, qos)
-        self.twists, self.grippers, self.diags = [], [], []
-        self.node.create_subscription(TwistStamped, topics.ARM_DELTA_TWIST,
-                                      self.twists.append, qos)
-        self.node.create_subscription(Float64, topics.GRIPPER_COMMAND, self.grippers.append, qos)
-        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self.diags.append,
-                                      qos)
-        self.activate = self.node.create_client(SetBool, '/policy_node/activate')
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(policy_node)
-        assert spin_until(self.executor, lambda: all(
-            p.get_subscription_count() > 0 for p in (self.joints, self.pose, self.task)))
-
-    def publish(self, robot, task_state, stamp_s, positions=None):
-        """Publish one observation step stamped ``stamp_s`` (wall-clock seconds)."""
-        stamp = stamp_from_seconds(stamp_s)
-        positions = robot.joint_positions if positions is None else positions
-        self.task.publish(make_labelled_array(task_state))
-        self.pose.publish(make_pose_stamped(robot.ee_position, robot.ee_orientation, stamp,
-                                            topics.WORLD_FRAME))
-        self.joints.publish(make_joint_state(robot.joint_names, positions,
-                                             robot.joint_velocities,
-                                             np.zeros(len(robot.joint_names)), stamp))
-        return stamp
-
-    def set_active(self, active):
-        """Call ~/activate and wait for the answer."""
-        assert spin_until(self.executor, self.activate.service_is_ready)
-        future = self.activate.call_async(SetBool.Request(data=active))
-        assert spin_until(self.executor, future.done)
-        assert future.result().success
-
-    def twist_at(self, stamp):
-        """Return the commanded twists stamped ``stamp``."""
-        return [t for t in self.twists if t.header.stamp == stamp]
-
-    def safety_messages(self):
-        """Return the messages of every ``policy_node: safety`` status received."""
-        return [s.message for d in self.diags for s in d.status
-                if s.name == 'policy_node: safety']
-
-    def close(self, policy_node):
-        """Shut the executor down and destroy both nodes."""
-        self.executor.shutdown()
-        policy_node.destroy_node()
-        self.node.destroy_node()
 
 
 def _node(context, run, **params):
@@ -287,14 +214,14 @@ def test_online_finetuning_through_ros_updates_the_residual(ros_context, state_r
     import torch
     from conftest import make_residual_run
 
-    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
+    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros, OnlineFinetune
     from visual_rl_stack.residual_policy.resip.agent import ResidualAgent
     run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
                             critic_hidden_dims=(32,))
     out = tmp_path / 'online'
     result = evaluate_via_ros('lift', str(run), 2, 1000, progress=False,
                               options=PolicyOptions(device='cpu'),
-                              context=ros_context, finetune_out=str(out))
+                              context=ros_context, finetune=OnlineFinetune(str(out)))
     assert result['finetune']['updates'] == 2 and result['finetune']['episodes'] == 2
     updates = [json.loads(x) for x in (out / 'updates.jsonl').read_text().splitlines()]
     steps = [row['steps'] for row in updates]
@@ -314,14 +241,15 @@ def test_online_finetuning_on_the_affordance_nodes_dense_reward(ros_context, sta
 
     from conftest import make_residual_run
 
-    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
+    from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros, OnlineFinetune
     run = make_residual_run(state_run, tmp_path / 'residual', hidden_dims=(32,),
                             critic_hidden_dims=(32,))
     out = tmp_path / 'online'
     result = evaluate_via_ros('lift', str(run), 1, 1000, progress=False,
                               options=PolicyOptions(device='cpu'),
-                              context=ros_context, finetune_out=str(out),
-                              reward_topic=topics.DENSE_REWARD, extra_views=('front', 'side'))
+                              context=ros_context,
+                              finetune=OnlineFinetune(str(out), topics.DENSE_REWARD),
+                              extra_views=('front', 'side'))
     assert result['finetune']['updates'] == 1
     rows = [json.loads(x) for x in (out / 'transitions.jsonl').read_text().splitlines()]
     assert len(rows) == result['per_episode'][0]['steps']

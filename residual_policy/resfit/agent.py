@@ -10,7 +10,7 @@ actor's residual (no exploration noise) corrects every step.
 """
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -22,9 +22,19 @@ from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import 
 from visual_rl_stack.residual_policy.resip.agent import ResidualPolicyRunner
 
 from .config import ResFiTConfig
-from .networks import combine, CriticEnsemble, ResidualActor
+from .learner import residual_action
+from .networks import CriticEnsemble, ResidualActor
 
 CHECKPOINT_KIND = 'resfit_residual'
+
+
+class ResFiTStep(NamedTuple):
+    """One step of a resfit policy: the raw action and, normalised, what a transition keeps."""
+
+    action: np.ndarray
+    state: np.ndarray
+    base: np.ndarray
+    sent: np.ndarray
 
 
 class ResFiTAgent(nn.Module):
@@ -74,14 +84,20 @@ class ResFiTPolicyRunner(ResidualPolicyRunner):
     def act_from_observation(self, state: np.ndarray,
                              images: Optional[dict[str, np.ndarray]] = None) -> np.ndarray:
         """Return the base action for this step plus the actor's correction."""
+        return self.act_step(state, images).action
+
+    def act_step(self, state: np.ndarray, images: Optional[dict[str, np.ndarray]] = None,
+                 generator: Optional[torch.Generator] = None) -> ResFiTStep:
+        """Return this step's action and its normalised parts (exploring with ``generator``)."""
         base = self.base_action(state, images)
         states = np.asarray(state)[None]
         with torch.no_grad():
             state_norm = self.space.state_norm(states)
             base_norm = self.space.action_norm(base[None], states)
-            residual = self.agent.actor(state_norm, base_norm)
-            action = combine(self.agent.config, base_norm, residual)
-        return self.space.action_raw(action, states)[0]
+            sent = residual_action(self.agent.config, self.agent.actor, state_norm, base_norm,
+                                   generator)
+        return ResFiTStep(self.space.action_raw(sent, states)[0], state_norm[0].numpy(),
+                          base_norm[0].numpy(), sent[0].numpy())
 
 
 def open_resfit_policy(run: Path, options: PolicyOptions) -> ResFiTPolicyRunner:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from visual_rl_stack.core.config_dicts import JSONConfig, setting
 from visual_rl_stack.residual_policy.resip.config import network_size_problems
 
+#: When online fine-tuning runs its updates (:mod:`.online`): in a thread as data arrives,
+#: or all when an episode ends.
+UPDATE_MODES = ('background', 'between_episodes')
 #: ResFiTConfig fields the frozen base decides.
 RESFIT_DATA_FIELDS = ('state_dim', 'action_dim')
 

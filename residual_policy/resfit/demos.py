@@ -15,6 +15,7 @@ observation, which a time-limit bootstrap would need.
 """
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,10 +26,29 @@ from visual_rl_stack.residual_policy.resip.agent import NormalisedSpace
 
 from .config import ResFiTConfig
 from .networks import combine
-from .replay import Batch, episode_transitions, FIELDS
+from .replay import Batch, episode_transitions, FIELDS, ReplayBuffer
 
 #: Rewards a demonstration can be relabelled with from what a bag records.
 DEMO_REWARDS = ('sparse',)
+
+
+def demo_buffer(folder: Path, task: str, make_base: Callable[[int], BatchedBasePolicy],
+                space: NormalisedSpace, config: ResFiTConfig, reward: str) -> ReplayBuffer:
+    """
+    Return the successful demonstrations in ``folder`` as a fixed buffer of transitions.
+
+    ``make_base(n)`` returns the frozen base for ``n`` environments, run as
+    the learner's episodes run it.
+    """
+    episodes = load_demo_episodes(Path(folder), task)
+    widths = {e.state.shape[1] for e in episodes}
+    if widths != {config.state_dim}:
+        raise ValueError(f'the demonstrations in {folder} have states of width '
+                         f'{sorted(widths)}, the base observes {config.state_dim}')
+    batch = demo_transitions(episodes, make_base(len(episodes)), space, config, reward)
+    demos = ReplayBuffer(len(batch['reward']), config.state_dim, config.action_dim)
+    demos.add(batch)
+    return demos
 
 
 def load_demo_episodes(folder: Path, task: str) -> list[Episode]:

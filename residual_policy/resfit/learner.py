@@ -25,6 +25,26 @@ from .networks import combine, CriticEnsemble, ResidualActor
 from .replay import ReplayBuffer, sample_mixed
 
 
+@torch.no_grad()
+def residual_action(config: ResFiTConfig, actor: ResidualActor, state_norm: torch.Tensor,
+                    base_norm: torch.Tensor, generator: Optional[torch.Generator] = None,
+                    use_residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """
+    Return the normalised action ``actor`` sends for ``(state, base action)`` rows.
+
+    With a ``generator`` the residual explores (Gaussian noise of
+    ``exploration_std`` drawn from it); ``use_residual`` (a bool per row)
+    leaves the rows where it is false to the base alone.
+    """
+    residual = actor(state_norm, base_norm)
+    if generator is not None:
+        noise = torch.randn(residual.shape, generator=generator)
+        residual = (residual + config.exploration_std * noise).clamp(-1.0, 1.0)
+    if use_residual is not None:
+        residual = residual * use_residual.to(residual.dtype)[:, None]
+    return combine(config, base_norm, residual)
+
+
 class ResFiTLearner:
     """Actor, critic ensemble, their targets and optimisers, and the update (module doc)."""
 
@@ -42,22 +62,11 @@ class ResFiTLearner:
 
     # Acting ---------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def act(self, state_norm: torch.Tensor, base_norm: torch.Tensor,
             explore: bool = False, use_residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """
-        Return the normalised action to send for ``(state, base action)`` rows.
-
-        ``explore`` adds Gaussian noise to the residual; ``use_residual`` (a
-        bool per row) leaves the rows where it is false to the base alone.
-        """
-        residual = self.actor(state_norm, base_norm)
-        if explore:
-            noise = torch.randn(residual.shape, generator=self.generator)
-            residual = (residual + self.config.exploration_std * noise).clamp(-1.0, 1.0)
-        if use_residual is not None:
-            residual = residual * use_residual.to(residual.dtype)[:, None]
-        return combine(self.config, base_norm, residual)
+        """Return the normalised action to send (:func:`residual_action` with this actor)."""
+        return residual_action(self.config, self.actor, state_norm, base_norm,
+                               self.generator if explore else None, use_residual)
 
     # Learning -------------------------------------------------------------------------------
 

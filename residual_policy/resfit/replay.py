@@ -69,14 +69,31 @@ class NStepAssembler:
         for i, window in enumerate(self.pending):
             window.append((state[i], base[i], action[i], float(reward[i])))
             if terminated[i] or truncated[i]:
-                while window:
-                    rows.append(self._emit(window, next_state[i], next_base[i],
-                                           bool(terminated[i])))
-                    window.popleft()
+                rows += self._drain(window, next_state[i], next_base[i], bool(terminated[i]))
             elif len(window) == self.n:
                 rows.append(self._emit(window, next_state[i], next_base[i], False))
                 window.popleft()
         return stack_transitions(rows, *self.dims)
+
+    def flush(self, env: int, next_state: np.ndarray, next_base: np.ndarray) -> Batch:
+        """
+        Cut environment ``env``'s window short; return its steps' transitions.
+
+        They bootstrap from ``next_state``/``next_base``, the observation that
+        followed the window's last step (an episode that ended without a
+        success, or a step whose reward was lost).
+        """
+        return stack_transitions(self._drain(self.pending[env], next_state, next_base, False),
+                                 *self.dims)
+
+    def _drain(self, window: deque, next_state: np.ndarray, next_base: np.ndarray,
+               terminated: bool) -> list[tuple]:
+        """Emit every step still in ``window`` (each with the rewards after it) and empty it."""
+        rows = []
+        while window:
+            rows.append(self._emit(window, next_state, next_base, terminated))
+            window.popleft()
+        return rows
 
     def _emit(self, window: deque, next_state: np.ndarray, next_base: np.ndarray,
               terminated: bool) -> tuple:

@@ -36,7 +36,7 @@ from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.residual_run import ResidualRun
 
 from .agent import resfit_config_for, ResFiTAgent
-from .demos import demo_transitions, load_demo_episodes
+from .demos import demo_buffer
 from .learner import ResFiTLearner
 from .replay import NStepAssembler, ReplayBuffer
 
@@ -115,19 +115,13 @@ class ResFiTTrainer(ResidualRun):
 
     def _load_demos(self) -> ReplayBuffer:
         """Turn the demonstration bags into a fixed buffer of residual transitions."""
-        episodes = load_demo_episodes(Path(self.settings.demos), self.settings.task)
-        config = self.learner.config
-        widths = {e.state.shape[1] for e in episodes}
-        if widths != {self.policy.config.state_dim}:
-            raise ValueError(f'the demonstrations in {self.settings.demos} have states of width '
-                             f'{sorted(widths)}, the base observes {self.policy.config.state_dim}')
-        walker = BatchedBasePolicy(self.policy, len(episodes), self.settings.base_inference_steps,
-                                   self.settings.seed, self.settings.base_noise_scale,
-                                   self.base_action_steps)
-        batch = demo_transitions(episodes, walker, self.space, config, self.settings.reward)
-        demos = ReplayBuffer(len(batch['reward']), config.state_dim, config.action_dim)
-        demos.add(batch)
-        return demos
+        settings = self.settings
+        return demo_buffer(
+            Path(settings.demos), settings.task,
+            lambda n: BatchedBasePolicy(self.policy, n, settings.base_inference_steps,
+                                        settings.seed, settings.base_noise_scale,
+                                        self.base_action_steps),
+            self.space, self.learner.config, settings.reward)
 
     # Collecting and learning ----------------------------------------------------------------
 

@@ -92,6 +92,20 @@ class OnlineResidualLearner:
         self._open = step
         return action
 
+    def interrupt(self) -> None:
+        """Drop the open step: its reward was unusable, so it is never learned from."""
+        self._open = None
+
+    def close(self) -> None:
+        """Nothing to stop or save: every update already saved the residual."""
+
+    @staticmethod
+    def describe(stats: dict) -> str:
+        """Return one log line for the stats :meth:`end_episode` returned."""
+        return (f'PPO update {stats["update"]}: {stats["steps"]} steps from '
+                f'{stats["episodes"]} episodes, returns {stats["returns"]}, '
+                f'approx KL {stats["approx_kl"]:.4f}, {int(stats["epochs"])} epochs')
+
     def end_episode(self) -> Optional[dict]:
         """Close the episode; run a PPO update when enough steps are buffered (stats or None)."""
         if self._episode:

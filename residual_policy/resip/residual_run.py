@@ -26,7 +26,6 @@ deterministic action for validation and what its training state adds.
 from dataclasses import asdict
 import datetime
 import json
-import os
 from pathlib import Path
 import shutil
 import sys
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+from visual_rl_stack.core.checkpoints import atomic_torch_save, load_training_state
 from visual_rl_stack.core.config_dicts import flatten_mapping
 from visual_rl_stack.core.policy import resolve_run
 from visual_rl_stack.core.records import machine_description, write_json
@@ -103,7 +103,7 @@ class ResidualRun:
         settings.check()
         self.out_dir, self.settings = out_dir, settings
         state_path = training_state_to_use(out_dir, resume, RESIDUAL)
-        saved = torch.load(state_path, map_location='cpu', weights_only=True) if resume else None
+        saved = load_training_state(state_path) if resume else None
         self.base_checkpoint, self.base_config = self._base(settings)
         self.policy = DiffusionPolicy.from_checkpoint(self.base_checkpoint)
         self.space = NormalisedSpace(self.policy)
@@ -356,9 +356,7 @@ class ResidualRun:
                  'env_steps': self.env_steps, 'iteration': self.iteration,
                  'wall_s': self.wall_s, 'best': self.best, 'history': self.history,
                  'torch_rng': torch.get_rng_state()}
-        tmp = self.out_dir / f'.{TRAINING_STATE}.tmp'
-        torch.save(state, tmp)
-        os.replace(tmp, self.out_dir / TRAINING_STATE)
+        atomic_torch_save(state, self.out_dir / TRAINING_STATE)
 
     def _write_summary(self) -> dict:
         """Write summary.json: baseline, best validation success and when the kept one was."""

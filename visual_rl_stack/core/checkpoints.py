@@ -49,6 +49,19 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: dict, normalizatio
     return path
 
 
+def atomic_torch_save(state: dict, path: PathLike) -> None:
+    """Write a training state with ``torch.save`` so that a reader sees the old or the new file."""
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: PathLike) -> dict:
+    """Load a state written by :func:`atomic_torch_save` (tensors and plain values only)."""
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
 def read_checkpoint_config(path: PathLike, kind: Optional[str] = None) -> tuple[dict, dict]:
     """Return ``(config, normalization)`` of a checkpoint after checking its files and version."""
     path = Path(path)

@@ -18,6 +18,7 @@ two evaluations run the same policy; the workspace box and the NaN and
 staleness guards stay as configured.
 """
 
+from dataclasses import dataclass
 import math
 import os
 import time
@@ -116,23 +117,40 @@ def simulator_speed_limits(control_hz: float) -> dict[str, float]:
             'max_angular_speed': limits.max_rot_delta * math.sqrt(3.0) * control_hz * 1.001}
 
 
+@dataclass(frozen=True)
+class OnlineFinetune:
+    """How the policy node fine-tunes a residual run online (its ``finetune*`` parameters)."""
+
+    #: Folder the fine-tuned run is written to (a resfit run resumes from it).
+    out: str
+    #: std_msgs/Float32 reward topic; None: the sparse /task/success.
+    reward_topic: Optional[str] = None
+    #: When a resfit run's updates run: 'background' or 'between_episodes'.
+    updates: str = 'background'
+    #: Off-policy updates per step (resfit runs); None: the run's own.
+    utd: Optional[float] = None
+
+    def ros_parameters(self) -> dict:
+        """Return the policy node's parameter values for this fine-tuning."""
+        return {'finetune': True, 'finetune_out': str(self.out),
+                'reward_topic': str(self.reward_topic or ''),
+                'finetune_updates': self.updates, 'finetune_utd': float(self.utd or 0.0)}
+
+
 def policy_node_parameters(policy: str, control_hz: float, options: PolicyOptions,
-                           finetune_out: Optional[str] = None,
-                           reward_topic: Optional[str] = None) -> list[Parameter]:
+                           finetune: Optional[OnlineFinetune] = None) -> list[Parameter]:
     """Return the policy node's parameters for an evaluation (or fine-tuning) run."""
     values = {'policy': str(policy), **options.to_ros_parameters(), 'use_sim_time': True,
               'control_hz': float(control_hz), **simulator_speed_limits(control_hz)}
-    if finetune_out:
-        values.update(finetune=True, finetune_out=str(finetune_out),
-                      reward_topic=str(reward_topic or ''))
+    if finetune is not None:
+        values.update(finetune.ros_parameters())
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
 def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
                      progress: bool = True, options: Optional[PolicyOptions] = None,
                      timeout: float = 60.0, context: Optional[Context] = None,
-                     finetune_out: Optional[str] = None,
-                     reward_topic: Optional[str] = None,
+                     finetune: Optional[OnlineFinetune] = None,
                      extra_views: Sequence[str] = ()) -> dict:
     """
     Evaluate ``policy`` (shipped name or run folder) through the ROS graph; see the module doc.
@@ -140,12 +158,13 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     ``options`` become the policy node's parameters (their seed does not: the
     policy is reseeded to ``seed_start``).
 
-    With ``finetune_out`` (a residual run) the policy node fine-tunes the
-    residual online, updating between episodes, and the result adds the
-    number of PPO updates; the episodes then explore rather than evaluate.
-    Its reward is the sparse ``/task/success``, or the Float32
-    ``reward_topic`` (``/reward/dense``: the affordance node's KAGI reward,
-    which needs the views it prompts with among ``extra_views``).
+    With ``finetune`` (a residual run) the policy node fine-tunes the
+    residual online (PPO between episodes; a resfit run off-policy, in the
+    background or between episodes) and the result adds the number of
+    updates; the episodes then explore rather than evaluate. Its reward is
+    the sparse ``/task/success``, or the Float32 ``finetune.reward_topic``
+    (``/reward/dense``: the affordance node's KAGI reward, which needs the
+    views it prompts with among ``extra_views``).
 
     Without ``context`` one is made on ``ROS_DOMAIN_ID`` (default 42) and shut
     down at the end; a given context is left running.
@@ -163,7 +182,7 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     try:
         # The policy node loads the policy once; its runner then shapes the simulator graph.
         parameters = policy_node_parameters(policy, control_hz, options or PolicyOptions(),
-                                            finetune_out, reward_topic)
+                                            finetune)
         node = POLICY_NODE.load_factory()(context=context, parameter_overrides=parameters)
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')
@@ -180,7 +199,7 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
                 node.end_learning_episode()  # the last episode's update
             result = summarise_episodes(task, policy, seed_start, results, runner)
             if node.learner is not None:
-                result['finetune'] = {'out': str(finetune_out), 'updates': node.learner.updates,
+                result['finetune'] = {'out': str(finetune.out), 'updates': node.learner.updates,
                                       'episodes': node.learner.episodes}
     finally:
         for created in (driver, node):

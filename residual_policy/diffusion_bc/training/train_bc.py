@@ -27,7 +27,6 @@ own on a resume and :data:`TRAINING_DEFAULTS` otherwise; those given apply.
 
 import datetime
 import json
-import os
 from pathlib import Path
 import sys
 import time
@@ -38,7 +37,8 @@ from matplotlib.figure import Figure
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
-from visual_rl_stack.core.checkpoints import read_checkpoint_config
+from visual_rl_stack.core.checkpoints import (atomic_torch_save, load_training_state,
+                                              read_checkpoint_config)
 from visual_rl_stack.core.devices import autocast_context, resolve_device
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.run_layout import (BC_KIND, CHECKPOINT, LOSS_PLOT, METRICS, PathLike,
@@ -87,7 +87,7 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
     dataset = load_episodes(data_dir, task, obs_mode, views)
     episodes = list(dataset.episodes())
     device_ = resolve_device(settings.device)
-    saved = torch.load(state_path, map_location='cpu', weights_only=True) if resume else None
+    saved = load_training_state(state_path) if resume else None
     if saved is None:
         probe = BCWindows(episodes, 1, 1, obs_mode, views)
         config = DiffusionPolicyConfig.from_dict({
@@ -287,7 +287,5 @@ def _save(out_dir: Path, policy: DiffusionPolicy, ema: Any, optimizer: torch.opt
              'lr_schedule': schedule.state_dict(), 'ema': ema.state_dict(),
              'torch_rng': torch.get_rng_state(), 'sampler_rng': sampler.get_state(),
              'policy_config': policy.config.to_dict(), 'normalization': normalization}
-    tmp = out_dir / f'.{TRAINING_STATE}.tmp'
-    torch.save(state, tmp)
-    os.replace(tmp, out_dir / TRAINING_STATE)
+    atomic_torch_save(state, out_dir / TRAINING_STATE)
     plot_loss(out_dir / METRICS, out_dir / LOSS_PLOT)

@@ -10,6 +10,7 @@ from visual_rl_stack.core.policy import PolicyOptions
 from visual_rl_stack.core.records import write_json
 from visual_rl_stack.core.rewards import PLANNER_STAGES
 from visual_rl_stack.evaluation.episodes import CONTROLLERS, evaluate
+from visual_rl_stack.residual_policy.resfit.config import UPDATE_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'camera node -> policy node -> sim node) instead of in-process')
     parser.add_argument('--finetune-out', default=None,
                         help='with --via-ros and a residual run: fine-tune the residual online '
-                             '(PPO between episodes) and write the result to this folder')
+                             '(PPO between episodes; a resfit run off-policy) and write the '
+                             'result to this folder (a resfit run resumes from it)')
+    parser.add_argument('--finetune-updates', choices=UPDATE_MODES, default='background',
+                        help='with --finetune-out and a resfit run: run the updates in a '
+                             'background thread as data arrives, or all between episodes')
+    parser.add_argument('--finetune-utd', type=float, default=None,
+                        help='with --finetune-out and a resfit run: updates per step '
+                             "(default: the run's own)")
     parser.add_argument('--reward-topic', default=None,
                         help='with --finetune-out: the std_msgs/Float32 reward to fine-tune on, '
                              'e.g. /reward/dense (the KAGI reward of the affordance node; add '
@@ -77,11 +85,13 @@ def main(args: argparse.Namespace) -> int:
         if args.policy in CONTROLLERS:
             raise ValueError('--via-ros runs a trained policy in the policy node; for the '
                              'scripted expert through ROS use `vrl demo`')
-        from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros
+        from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros, OnlineFinetune
         result = evaluate_via_ros(args.task, args.policy, args.episodes, args.seed_start,
                                   progress=not args.no_progress, options=options,
-                                  finetune_out=args.finetune_out,
-                                  reward_topic=args.reward_topic,
+                                  finetune=OnlineFinetune(
+                                      args.finetune_out, args.reward_topic,
+                                      args.finetune_updates, args.finetune_utd)
+                                  if args.finetune_out else None,
                                   extra_views=args.extra_views)
     else:
         result = evaluate(args.task, args.policy, args.episodes, args.seed_start,
