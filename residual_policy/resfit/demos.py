@@ -41,11 +41,12 @@ def demo_buffer(folder: Path, task: str, make_base: Callable[[int], BatchedBaseP
     the learner's episodes run it.
     """
     episodes = load_demo_episodes(Path(folder), task)
-    widths = {e.state.shape[1] for e in episodes}
-    if widths != {config.state_dim}:
+    base = make_base(len(episodes))
+    widths, observed = {e.state.shape[1] for e in episodes}, base.policy.config.state_dim
+    if widths != {observed}:
         raise ValueError(f'the demonstrations in {folder} have states of width '
-                         f'{sorted(widths)}, the base observes {config.state_dim}')
-    batch = demo_transitions(episodes, make_base(len(episodes)), space, config, reward)
+                         f'{sorted(widths)}, the base observes {observed}')
+    batch = demo_transitions(episodes, base, space, config, reward)
     demos = ReplayBuffer(len(batch['reward']), config.state_dim, config.action_dim)
     demos.add(batch)
     return demos
