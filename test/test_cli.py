@@ -18,6 +18,7 @@ from visual_rl_stack.residual_policy.diffusion_bc.training.config import (
 from visual_rl_stack.residual_policy.resip.config import (PPOConfig, RESIDUAL_DATA_FIELDS,
                                                           ResidualConfig, ResidualTrainSettings)
 from visual_rl_stack.vlm_affordance.keypoint_model.config import KeypointTrainSettings
+from visual_rl_stack.world_model.settings import HorizonTrainSettings, WorldModelTrainSettings
 
 
 def test_eval_writes_the_documented_json(tmp_path):
@@ -71,6 +72,8 @@ GENERATED = {
     'train-bc': (BCTrainSettings, {'task': 'lift', 'data': 'bags'}),
     'distill': (DistillSettings, {'teacher': 'bc_state_lift'}),
     'train-affordance': (KeypointTrainSettings, {}),
+    'train-world-model': (WorldModelTrainSettings, {'task': 'lift', 'data': 'bags'}),
+    'train-horizon': (HorizonTrainSettings, {'task': 'lift', 'world_model': 'wm'}),
 }
 
 

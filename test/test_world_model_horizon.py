@@ -1,5 +1,6 @@
 """World model to agent end to end on bags collected in the test: train, resume, evaluate."""
 
+from dataclasses import replace
 import json
 
 import numpy as np
@@ -13,13 +14,14 @@ from visual_rl_stack.evaluation.learning_curves import load_curve
 from visual_rl_stack.residual_policy.policy_node import PolicyNode
 from visual_rl_stack.world_model.behavior.env import make_view_envs, ViewTaskEnv
 from visual_rl_stack.world_model.behavior.train_horizon import (Collector, evaluate_agent,
-                                                                HorizonSettings, HorizonTrainer,
+                                                                HorizonTrainer,
                                                                 imagination_horizon)
 from visual_rl_stack.world_model.dynamics.sequences import EmbedNormalizer, SequenceBuffer
 from visual_rl_stack.world_model.dynamics.training import RSSMTrainSettings, train_rssm
 from visual_rl_stack.world_model.mae.model import MAEConfig
 from visual_rl_stack.world_model.mae.training import MAETrainSettings, train_mae
 from visual_rl_stack.world_model.run_folder import load_world_model
+from visual_rl_stack.world_model.settings import HorizonTrainSettings
 
 torch.set_num_threads(1)
 CONFIG = MAEConfig(views=('front', 'wrist'), image_size=32, patch_size=8, width=32,
@@ -59,9 +61,9 @@ def test_a_world_model_without_dynamics_is_refused(tmp_path):
 def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_path, ros_context):
     run, _ = world_model
     out = tmp_path / 'agent'
-    settings = HorizonSettings('lift', str(run), reward='sparse', env_steps=40, num_envs=1,
-                               collect_steps=20, updates=2, batch=2, length=8, bc_steps=3,
-                               eval_every=2, eval_episodes=1)
+    settings = HorizonTrainSettings('lift', str(run), reward='sparse', env_steps=40, num_envs=1,
+                                    collect_steps=20, updates=2, batch=2, length=8, bc_steps=3,
+                                    eval_every=2, eval_episodes=1)
     summary = HorizonTrainer(settings, out, show_progress=False).run()
     assert summary['env_steps'] == 40 and summary['iterations'] == 2
     assert summary['final_val_success'] in (0.0, 1.0)
@@ -69,7 +71,12 @@ def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_p
     assert config['kind'] == 'world_model' and policy_kind(out) == 'world_model'
     # The agent trains on sparse reward: the staged head of the world model was redrawn.
     assert load_world_model(out).reward == 'sparse'
-    longer = HorizonSettings(**{**settings.__dict__, 'env_steps': 60})
+    # The run is neither started over nor resumed with other settings.
+    with pytest.raises(ValueError, match='already holds a training run; pass --resume'):
+        HorizonTrainer(settings, out, show_progress=False)
+    with pytest.raises(ValueError, match=r'other settings \(batch\)'):
+        HorizonTrainer(replace(settings, batch=4), out, resume=True, show_progress=False)
+    longer = replace(settings, env_steps=60)
     resumed = HorizonTrainer(longer, out, resume=True, show_progress=False).run()
     assert resumed['env_steps'] == 60 and resumed['iterations'] == 3
     rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]

@@ -7,6 +7,7 @@ an earlier name is accepted with a deprecation warning and read as today's.
 """
 
 import argparse
+from dataclasses import fields
 from typing import Any, Optional
 
 from visual_rl_stack.core.rewards import canonical_reward, reward_help, reward_names
@@ -19,3 +20,10 @@ def add_reward_argument(parser: Any, default: str, trait: Optional[str] = None,
     return parser.add_argument('--reward', type=canonical_reward, choices=names,
                                default=default,
                                help=f'{what} (default: {default}); {reward_help(names)}')
+
+
+def add_reward_setting(parser: Any, settings_cls: type, trait: Optional[str] = None
+                       ) -> argparse.Action:
+    """Add ``--reward`` for the ``reward`` field of a settings dataclass: its default and help."""
+    spec = next(spec for spec in fields(settings_cls) if spec.name == 'reward')
+    return add_reward_argument(parser, spec.default, trait, spec.metadata['help'])

@@ -102,8 +102,9 @@ def settings_from_args(settings_cls: Type[Settings], args: argparse.Namespace) -
                            for name, value in values.items()})
 
 
-def add_run_control_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--resume`` and ``--no-progress`` flags every training command takes."""
-    parser.add_argument('--resume', action='store_true',
-                        help='continue the run in --out from its training state')
+def add_run_control_arguments(parser: argparse.ArgumentParser, resume: bool = True) -> None:
+    """Add ``--no-progress`` and, where the trainer can resume a run, ``--resume``."""
+    if resume:
+        parser.add_argument('--resume', action='store_true',
+                            help='continue the run in --out from its training state')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')

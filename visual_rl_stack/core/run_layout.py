@@ -66,10 +66,23 @@ def training_state_to_use(out_dir: Path, resume: bool, trained: str) -> Path:
     state_path = Path(out_dir) / TRAINING_STATE
     if resume and not state_path.is_file():
         raise FileNotFoundError(f'cannot resume: {state_path} does not exist')
-    if not resume and (state_path.exists() or (Path(out_dir) / trained).exists()):
-        raise ValueError(f'run folder {out_dir} already holds a training run; '
-                         'pass --resume to continue it or choose another --out')
+    if not resume:
+        refuse_existing_run(out_dir, trained)
     return state_path
+
+
+def refuse_existing_run(out_dir: PathLike, trained: str,
+                        remedy: str = 'pass --resume to continue it or choose another --out'
+                        ) -> None:
+    """
+    Refuse to start a run in a folder that holds a training state or ``trained``.
+
+    Starting over would mix two runs' files (or replace a trained one), so the
+    ValueError says what to do instead: ``remedy``, for a command without
+    ``--resume`` another wording.
+    """
+    if (Path(out_dir) / TRAINING_STATE).exists() or (Path(out_dir) / trained).exists():
+        raise ValueError(f'run folder {out_dir} already holds a training run; {remedy}')
 
 
 def check_resumed_settings(out_dir: PathLike, saved: Mapping[str, Any], settings: Any,

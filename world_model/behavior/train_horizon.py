@@ -18,10 +18,12 @@ validation seeds (from ``eval_seed_start``, disjoint from the training seeds
 and from the evaluation seeds >= 1000). The run folder gets
 ``metrics.jsonl``, TensorBoard, ``curves.png``, the best agent (by
 validation success, then the latest), and, after every evaluation, what
-``--resume`` continues from.
+``--resume`` continues from. A new run refuses a folder that already holds a
+run, and a resumed one refuses other settings than it was started with
+(:mod:`visual_rl_stack.core.run_layout`), so no run mixes two runs' files.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 import json
 from pathlib import Path
 import shutil
@@ -33,9 +35,12 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+from visual_rl_stack.core.checkpoints import atomic_torch_save, load_training_state
 from visual_rl_stack.core.records import machine_description, write_json
-from visual_rl_stack.core.rewards import PLANNER_STAGES
-from visual_rl_stack.core.run_layout import CHECKPOINT, METRICS, RUN_CONFIG, TENSORBOARD
+from visual_rl_stack.core.rewards import canonical_reward
+from visual_rl_stack.core.run_layout import (check_resumed_settings, CHECKPOINT, METRICS,
+                                             RUN_CONFIG, TENSORBOARD, TRAINING_STATE,
+                                             training_state_to_use)
 from visual_rl_stack.data.dataset import episode_bags
 from visual_rl_stack.sim.vector_env import TRAIN_SEED_FLOOR
 
@@ -43,52 +48,14 @@ from .actor_critic import ActorCritic, AgentNets, BehaviorConfig
 from .agent import HorizonAgent, load_agent, POLICY_KIND, save_agent
 from .env import make_view_envs
 from ..dynamics.rssm import RSSM_DIR, State
-from ..dynamics.sequences import (demo_sequences, EpisodeSequence, recorded_reward,
-                                  SequenceBuffer)
+from ..dynamics.sequences import demo_sequences, EpisodeSequence, SequenceBuffer
 from ..dynamics.training import rssm_update, save_rssm
 from ..mae.model import MAE_DIR
 from ..run_folder import load_world_model
+from ..settings import HorizonTrainSettings
 
-RESUME_FILE = 'training_state.pt'
 REPLAY_FILE = 'replay.npz'
 LAST_CHECKPOINT = 'checkpoint_last'
-
-
-@dataclass(frozen=True)
-class HorizonSettings:
-    """What the agent trains on and for how long."""
-
-    task: str
-    world_model: str
-    reward: str = PLANNER_STAGES
-    env_steps: int = 20000
-    num_envs: int = 2
-    collect_steps: int = 50
-    updates: int = 25
-    batch: int = 16
-    length: int = 24
-    bc_steps: int = 500
-    bc_weight: float = 1.0
-    entropy: float = 3e-4
-    horizon: Optional[int] = None
-    imagine_starts: int = 128
-    eval_every: int = 10
-    eval_episodes: int = 10
-    eval_seed_start: int = 2000
-    seed: int = 0
-    time_limit_min: Optional[float] = None
-    #: Torch threads of the learner; the workers render on the other cores.
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        """Refuse settings that train or measure nothing."""
-        object.__setattr__(self, 'reward', recorded_reward(self.reward))
-        if min(self.env_steps, self.num_envs, self.collect_steps, self.updates, self.batch,
-               self.length, self.imagine_starts, self.eval_every, self.eval_episodes,
-               self.threads) < 1:
-            raise ValueError('step counts, sizes and evaluation settings must be >= 1')
-        if self.horizon is not None and self.horizon < 1:
-            raise ValueError(f'horizon must be >= 1, got {self.horizon}')
 
 
 def imagination_horizon(key_horizon: int, override: Optional[int]) -> int:
@@ -163,11 +130,19 @@ def evaluate_agent(envs, agent: HorizonAgent, episodes: int, seed_start: int) ->
 class HorizonTrainer:
     """One training run of the world-model agent (module doc)."""
 
-    def __init__(self, settings: HorizonSettings, out_dir: Path, resume: bool = False,
+    #: Settings a resumed run may change: how long it trains and on how many threads.
+    RESUMABLE = ('env_steps', 'time_limit_min', 'threads')
+
+    def __init__(self, settings: HorizonTrainSettings, out_dir: Path, resume: bool = False,
                  show_progress: bool = True):
         """Prepare the run folder, the models, the demonstrations and the optimisers."""
         self.settings, self.out_dir, self.show_progress = settings, out_dir, show_progress
         s = settings
+        state_path = training_state_to_use(out_dir, resume, RUN_CONFIG)
+        if resume:
+            saved = json.loads((out_dir / RUN_CONFIG).read_text())['settings']
+            check_resumed_settings(out_dir, {**saved, 'reward': canonical_reward(saved['reward'])},
+                                   s, self.RESUMABLE)
         torch.manual_seed(s.seed)
         torch.set_num_threads(s.threads)
         self.rng = np.random.default_rng(s.seed)
@@ -198,7 +173,7 @@ class HorizonTrainer:
         self.rows: list[dict] = []
         self.env_steps, self.iteration, self.best = 0, 0, -1.0
         if resume:
-            self._load_state()
+            self._restore(load_training_state(state_path))
         else:
             (out_dir / METRICS).unlink(missing_ok=True)
             write_json({'kind': POLICY_KIND, 'task': s.task, 'settings': asdict(s),
@@ -299,25 +274,22 @@ class HorizonTrainer:
         if success is None or success >= self.best or not (self.out_dir / CHECKPOINT).is_dir():
             self.best = max(self.best, success if success is not None else -1.0)
             save_agent(self.out_dir / CHECKPOINT, self.nets)
-        torch.save({'model_opt': self.model_opt.state_dict(),
-                    'actor_opt': self.learner.actor_opt.state_dict(),
-                    'critic_opt': self.learner.critic_opt.state_dict(),
-                    'target': self.learner.target.state_dict(),
-                    'return_scale': self.learner.return_scale, 'env_steps': self.env_steps,
-                    'iteration': self.iteration, 'best': self.best, 'rows': self.rows},
-                   self.out_dir / RESUME_FILE)
+        atomic_torch_save({'model_opt': self.model_opt.state_dict(),
+                           'actor_opt': self.learner.actor_opt.state_dict(),
+                           'critic_opt': self.learner.critic_opt.state_dict(),
+                           'target': self.learner.target.state_dict(),
+                           'return_scale': self.learner.return_scale,
+                           'env_steps': self.env_steps, 'iteration': self.iteration,
+                           'best': self.best, 'rows': self.rows},
+                          self.out_dir / TRAINING_STATE)
         online = [e for e in self.buffer.episodes if not e.demo]
         np.savez_compressed(self.out_dir / REPLAY_FILE, **{
             f'{i}_{k}': getattr(e, k) for i, e in enumerate(online)
             for k in ('embeds', 'actions', 'rewards', 'continues')},
             success=np.array([e.success for e in online], dtype=bool))
 
-    def _load_state(self) -> None:
-        """Continue from the last :meth:`_save`."""
-        path = self.out_dir / RESUME_FILE
-        if not path.is_file():
-            raise ValueError(f'{self.out_dir} has no {RESUME_FILE} to resume from')
-        state = torch.load(path, weights_only=False)
+    def _restore(self, state: dict) -> None:
+        """Continue from the training state and replay buffer of the last :meth:`_save`."""
         self.model_opt.load_state_dict(state['model_opt'])
         self.learner.actor_opt.load_state_dict(state['actor_opt'])
         self.learner.critic_opt.load_state_dict(state['critic_opt'])
