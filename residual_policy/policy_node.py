@@ -123,6 +123,9 @@ PARAMS = {
                                   "'between_episodes'.", read_only=True),
     'finetune_utd': ParamSpec(0.0, 'Off-policy updates per recorded step (resfit runs); 0 = '
                               "the run's own.", low=0.0, high=100.0, read_only=True),
+    'finetune_demos': ParamSpec('', 'Folder of demonstration bags mixed into every batch of '
+                                'a resfit run (sparse reward: needs an empty reward_topic); '
+                                'empty = none.', read_only=True),
 }
 
 #: State-layout fields that come from /joint_states and /ee_pose; the rest are task fields.
@@ -208,9 +211,15 @@ class PolicyNode(Node):
             raise ValueError('policy_node: finetune needs parameter finetune_out (a folder)')
         try:
             if isinstance(self.runner, ResFiTPolicyRunner):
+                if values['finetune_demos'] and values['reward_topic']:
+                    raise ValueError('finetune_demos are relabelled with the sparse reward; '
+                                     'leave reward_topic empty to fine-tune with them')
                 return OnlineResFiTLearner(self.runner, values['finetune_out'],
                                            values['finetune_updates'],
-                                           values['finetune_utd'] or None)
+                                           values['finetune_utd'] or None,
+                                           values['finetune_demos'] or None)
+            if values['finetune_demos']:
+                raise ValueError('finetune_demos needs a resfit run; PPO learns on-policy')
             return OnlineResidualLearner(self.runner, values['finetune_out'],
                                          min_steps=values['finetune_min_steps'])
         except (OSError, ValueError) as error:

@@ -73,11 +73,13 @@ def test_between_episodes_updates_save_and_resume(ros_context, bc_run, tmp_path)
 
 
 def test_background_updates_run_while_the_episode_runs(ros_context, bc_run, tmp_path):
+    """Updates run in the node's thread as data arrives, with demonstrations in the batches."""
     run = make_residual_run(bc_run, tmp_path / 'start', kind='resfit', **QUICK)
     out = tmp_path / 'online'
     result = evaluate_via_ros('lift', str(run), 1, 1000, progress=False,
                               options=PolicyOptions(device='cpu'), context=ros_context,
-                              finetune=OnlineFinetune(str(out), utd=0.5))
+                              finetune=OnlineFinetune(str(out), utd=0.5,
+                                                      demos=str(bc_run.parent / 'data')))
     assert result['finetune']['episodes'] == 1
     assert result['finetune']['updates'] >= 1
     assert (out / STATE_FILE).exists() and _replay_size(out) == result['per_episode'][0]['steps']
@@ -87,6 +89,12 @@ def test_bad_rewards_hold_the_arm_and_teach_nothing(ros_context, bc_run, lift_st
     """A NaN reward and a silent reward topic each hold still with a diagnostic; limits act."""
     robot, task_state = lift_step
     run = make_residual_run(bc_run, tmp_path / 'start', kind='resfit', **QUICK)
+    with pytest.raises(ValueError, match='sparse reward'):  # demos cannot pay a dense reward
+        PolicyNode(context=ros_context, parameter_overrides=[
+            Parameter('policy', value=str(run)), Parameter('finetune', value=True),
+            Parameter('finetune_out', value=str(tmp_path / 'd')),
+            Parameter('reward_topic', value=REWARD),
+            Parameter('finetune_demos', value=str(bc_run.parent / 'data'))])
     node = PolicyNode(context=ros_context, parameter_overrides=[
         Parameter('policy', value=str(run)), Parameter('device', value='cpu'),
         Parameter('finetune', value=True), Parameter('finetune_out', value=str(tmp_path / 'o')),

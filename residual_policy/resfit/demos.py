@@ -32,28 +32,33 @@ from .replay import Batch, episode_transitions, FIELDS, ReplayBuffer
 DEMO_REWARDS = ('sparse',)
 
 
-def demo_buffer(folder: Path, task: str, make_base: Callable[[int], BatchedBasePolicy],
+def demo_buffer(folder: Path, make_base: Callable[[int], BatchedBasePolicy],
                 space: NormalisedSpace, config: ResFiTConfig, reward: str) -> ReplayBuffer:
     """
     Return the successful demonstrations in ``folder`` as a fixed buffer of transitions.
 
     ``make_base(n)`` returns the frozen base for ``n`` environments, run as
-    the learner's episodes run it.
+    the learner's episodes run it. Demonstrations whose state layout is not
+    the base's (another task, another robot) are refused.
     """
-    episodes = load_demo_episodes(Path(folder), task)
+    episodes = load_demo_episodes(Path(folder))
     base = make_base(len(episodes))
-    widths, observed = {e.state.shape[1] for e in episodes}, base.policy.config.state_dim
-    if widths != {observed}:
-        raise ValueError(f'the demonstrations in {folder} have states of width '
-                         f'{sorted(widths)}, the base observes {observed}')
+    expected = [tuple(label) for label in base.policy.config.state_labels]
+    for episode in episodes:
+        found = [tuple(label) for label in episode.state_labels]
+        if (expected and found != expected) or (
+                episode.state.shape[1] != base.policy.config.state_dim):
+            raise ValueError(f'demonstration {episode.name} in {folder} records the state '
+                             f'{found}; the base observes {expected or "another width"}: '
+                             'demonstrations of another task?')
     batch = demo_transitions(episodes, base, space, config, reward)
     demos = ReplayBuffer(len(batch['reward']), config.state_dim, config.action_dim)
     demos.add(batch)
     return demos
 
 
-def load_demo_episodes(folder: Path, task: str) -> list[Episode]:
-    """Return the successful episodes of the bags in ``folder``; refuse another task or none."""
+def load_demo_episodes(folder: Path) -> list[Episode]:
+    """Return the successful episodes of the bags in ``folder``; refuse none."""
     dataset = BagDataset(Path(folder), views=[])
     episodes = list(dataset.episodes())
     if not episodes:

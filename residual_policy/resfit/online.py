@@ -44,10 +44,13 @@ from typing import Optional
 import numpy as np
 import torch
 from visual_rl_stack.core.checkpoints import atomic_torch_save, load_training_state
+from visual_rl_stack.core.rewards import SPARSE
 from visual_rl_stack.core.run_layout import CHECKPOINT, PathLike, RESIDUAL, RUN_CONFIG
+from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 
 from .agent import ResFiTAgent, ResFiTPolicyRunner, ResFiTStep
 from .config import UPDATE_MODES
+from .demos import demo_buffer
 from .learner import ResFiTLearner
 from .replay import NStepAssembler, ReplayBuffer
 
@@ -61,12 +64,12 @@ class OnlineResFiTLearner:
 
     def __init__(self, runner: ResFiTPolicyRunner, out_dir: PathLike,
                  updates: str = 'background', utd: Optional[float] = None,
-                 demos: Optional[ReplayBuffer] = None, seed: int = 0) -> None:
+                 demos: Optional[PathLike] = None, seed: int = 0) -> None:
         """
         Prepare ``out_dir`` as a ``resfit`` run, or resume the session saved there.
 
-        ``utd`` overrides the run's updates per step; ``demos`` is a fixed
-        :class:`.replay.ReplayBuffer` of demonstrations mixed into batches.
+        ``utd`` overrides the run's updates per step; ``demos`` is a folder of
+        demonstration bags mixed into every batch (sparse reward), as offline.
         """
         if not isinstance(runner, ResFiTPolicyRunner):
             raise ValueError('off-policy online fine-tuning needs a resfit run '
@@ -75,9 +78,14 @@ class OnlineResFiTLearner:
             raise ValueError(f'updates must be one of {", ".join(UPDATE_MODES)}, got {updates!r}')
         if utd is not None and not utd > 0:
             raise ValueError(f'utd must be > 0, got {utd}')
-        self.runner, self.mode, self.demos = runner, updates, demos
+        self.runner, self.mode = runner, updates
         self.out_dir = Path(out_dir)
         config = runner.agent.config
+        self.demos = None if demos is None else demo_buffer(
+            Path(demos),
+            lambda n: BatchedBasePolicy(runner.policy, n, runner.num_inference_steps, seed,
+                                        runner.noise_scale, runner.action_steps),
+            runner.space, config, SPARSE)
         self.utd = config.utd if utd is None else float(utd)
         self.learner = ResFiTLearner(config, seed)
         self.buffer = ReplayBuffer(config.buffer_size, config.state_dim, config.action_dim)

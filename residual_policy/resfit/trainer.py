@@ -117,7 +117,7 @@ class ResFiTTrainer(ResidualRun):
         """Turn the demonstration bags into a fixed buffer of residual transitions."""
         settings = self.settings
         return demo_buffer(
-            Path(settings.demos), settings.task,
+            Path(settings.demos),
             lambda n: BatchedBasePolicy(self.policy, n, settings.base_inference_steps,
                                         settings.seed, settings.base_noise_scale,
                                         self.base_action_steps),

@@ -129,12 +129,15 @@ class OnlineFinetune:
     updates: str = 'background'
     #: Off-policy updates per step (resfit runs); None: the run's own.
     utd: Optional[float] = None
+    #: Folder of demonstration bags mixed into a resfit run's batches; None: none.
+    demos: Optional[str] = None
 
     def ros_parameters(self) -> dict:
         """Return the policy node's parameter values for this fine-tuning."""
         return {'finetune': True, 'finetune_out': str(self.out),
                 'reward_topic': str(self.reward_topic or ''),
-                'finetune_updates': self.updates, 'finetune_utd': float(self.utd or 0.0)}
+                'finetune_updates': self.updates, 'finetune_utd': float(self.utd or 0.0),
+                'finetune_demos': str(self.demos or '')}
 
 
 def policy_node_parameters(policy: str, control_hz: float, options: PolicyOptions,

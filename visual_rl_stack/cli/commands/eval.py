@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--finetune-utd', type=float, default=None,
                         help='with --finetune-out and a resfit run: updates per step '
                              "(default: the run's own)")
+    parser.add_argument('--finetune-demos', default=None,
+                        help='with --finetune-out and a resfit run: folder of demonstration '
+                             'bags mixed into every batch (sparse reward)')
     parser.add_argument('--reward-topic', default=None,
                         help='with --finetune-out: the std_msgs/Float32 reward to fine-tune on, '
                              'e.g. /reward/dense (the KAGI reward of the affordance node; add '
@@ -72,6 +75,8 @@ def main(args: argparse.Namespace) -> int:
     """Run the evaluation and print a one-line summary."""
     if args.finetune_out and not args.via_ros:
         raise ValueError('--finetune-out fine-tunes in the policy node; add --via-ros')
+    if args.finetune_demos and not args.finetune_out:
+        raise ValueError('--finetune-demos are mixed into online fine-tuning; add --finetune-out')
     if args.reward_topic and not args.finetune_out:
         raise ValueError('--reward-topic is the reward of online fine-tuning; add --finetune-out')
     if args.extra_views and not args.via_ros:
@@ -90,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
                                   progress=not args.no_progress, options=options,
                                   finetune=OnlineFinetune(
                                       args.finetune_out, args.reward_topic,
-                                      args.finetune_updates, args.finetune_utd)
+                                      args.finetune_updates, args.finetune_utd,
+                                      args.finetune_demos)
                                   if args.finetune_out else None,
                                   extra_views=args.extra_views)
     else:
