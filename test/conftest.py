@@ -43,6 +43,21 @@ def lift_step():
         sim.close()
 
 
+#: A tiny diffusion BC policy: trains in seconds, for tests of what runs policies.
+TINY_BC = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
+
+
+def tiny_lift_bc(root, episodes: int = 1, steps: int = 5, batch_size: int = 16):
+    """Record ``episodes`` lift demonstrations in ROOT/data; train ROOT/bc (state) on them."""
+    from visual_rl_stack.data.collect import collect
+    from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
+    from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
+    data = collect('lift', episodes, root / 'data', views=('front',), width=32, height=32)
+    train_bc(BCTrainSettings(task='lift', data=str(data), steps=steps, batch_size=batch_size,
+                             device='cpu'), root / 'bc', config_overrides=TINY_BC, progress=False)
+    return root / 'bc'
+
+
 def spin_until(executor: Executor, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Spin ``executor`` until ``predicate()`` holds or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import spin_until
+from conftest import spin_until, TINY_BC, tiny_lift_bc
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
 import numpy as np
@@ -14,7 +14,6 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from visual_rl_stack.core.policy import PolicyOptions
-from visual_rl_stack.data.collect import collect
 from visual_rl_stack.perception.preprocess import split_tiled
 from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
 from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
@@ -22,18 +21,11 @@ from visual_rl_stack.residual_policy.policy_node import PARAMS, PolicyNode
 from visual_rl_stack.ros import topics
 from visual_rl_stack.ros.bringup import GraphRunner
 
-TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
-
 
 @pytest.fixture(scope='module')
 def state_run(tmp_path_factory):
     """Record one lift episode and train a tiny state-based run for a few steps."""
-    root = tmp_path_factory.mktemp('policy_node')
-    data = collect('lift', 1, root / 'data', views=('front',), width=32, height=32)
-    run = root / 'run'
-    train_bc(BCTrainSettings(task='lift', data=str(data), steps=5, batch_size=16, device='cpu'),
-             run, config_overrides=TINY, progress=False)
-    return run
+    return tiny_lift_bc(tmp_path_factory.mktemp('policy_node'))
 
 
 def _node(context, run, **params):
@@ -186,7 +178,7 @@ def test_eval_via_ros_matches_in_process(ros_context, state_run):
     # not executed): one inference per n_action_steps steps.
     latency = via_ros['inference_latency_ms']
     assert latency['steps'] == ros_row['steps'] + 1
-    assert latency['chunks'] == -(-(ros_row['steps'] + 1) // TINY['n_action_steps'])
+    assert latency['chunks'] == -(-(ros_row['steps'] + 1) // TINY_BC['n_action_steps'])
 
 
 def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
@@ -196,7 +188,7 @@ def test_eval_via_ros_with_an_image_policy(ros_context, state_run):
     run = state_run.parent / 'run_image'
     train_bc(BCTrainSettings(task='lift', data=str(state_run.parent / 'data'), obs_mode='image',
                              steps=3, batch_size=8, device='cpu'), run,
-             config_overrides={**TINY, 'image_channels': (8, 16), 'num_keypoints': 8,
+             config_overrides={**TINY_BC, 'image_channels': (8, 16), 'num_keypoints': 8,
                                'image_feature_dim': 16}, progress=False)
     via_ros = evaluate_via_ros('lift', str(run), 1, 1001, progress=False,
                                options=PolicyOptions(device='cpu'),

@@ -3,7 +3,7 @@
 import json
 import time
 
-from conftest import make_residual_run, spin_until
+from conftest import make_residual_run, spin_until, tiny_lift_bc
 import numpy as np
 from policy_harness import Harness
 import pytest
@@ -11,16 +11,12 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, Float32
 import torch
 from visual_rl_stack.core.policy import PolicyOptions
-from visual_rl_stack.data.collect import collect
 from visual_rl_stack.evaluation.ros_eval import evaluate_via_ros, OnlineFinetune
-from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
-from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.policy_node import PolicyNode
 from visual_rl_stack.residual_policy.resfit.agent import ResFiTAgent
 from visual_rl_stack.residual_policy.resfit.online import EPISODES, REPLAY_FILE, STATE_FILE
 from visual_rl_stack.ros import topics
 
-TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 #: A small learner that starts updating after a few steps.
 QUICK = {'hidden_dims': (32,), 'critic_hidden_dims': (32,), 'batch_size': 8, 'utd': 1.0,
          'actor_delay': 1, 'warmup_steps': 5, 'critic_warmup_updates': 0}
@@ -30,11 +26,7 @@ REWARD = '/test/reward'
 @pytest.fixture(scope='module')
 def bc_run(tmp_path_factory):
     """Record one lift episode and train a tiny state-based BC run for a few steps."""
-    root = tmp_path_factory.mktemp('resfit_online')
-    data = collect('lift', 1, root / 'data', views=('front',), width=32, height=32)
-    train_bc(BCTrainSettings(task='lift', data=str(data), steps=5, batch_size=16, device='cpu'),
-             root / 'bc', config_overrides=TINY, progress=False)
-    return root / 'bc'
+    return tiny_lift_bc(tmp_path_factory.mktemp('resfit_online'))
 
 
 def _replay_size(out) -> int:

@@ -3,18 +3,16 @@
 import json
 import shutil
 
+from conftest import tiny_lift_bc
 import numpy as np
 import pytest
-from visual_rl_stack.core.shipped_models import resolve_policy
 from visual_rl_stack.core.policy import open_policy, policy_kind, PolicyOptions
+from visual_rl_stack.core.shipped_models import resolve_policy
 from visual_rl_stack.data.collect import collect
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
-from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
-from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.resfit.trainer import train_resfit
 from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 
-TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
 SMALL = {'hidden_dims': (32,), 'critic_hidden_dims': (32,), 'batch_size': 16,
          'warmup_steps': 20, 'critic_warmup_updates': 10, 'utd': 0.5}
 
@@ -23,9 +21,7 @@ SMALL = {'hidden_dims': (32,), 'critic_hidden_dims': (32,), 'batch_size': 16,
 def lift_base(tmp_path_factory):
     """Train a tiny state-based lift policy on two demonstrations (kept as demos too)."""
     root = tmp_path_factory.mktemp('resfit')
-    data = collect('lift', 2, root / 'data', views=('front',), width=32, height=32)
-    train_bc(BCTrainSettings(task='lift', data=str(data), steps=20, batch_size=32, device='cpu'),
-             root / 'bc', config_overrides=TINY, progress=False)
+    tiny_lift_bc(root, 2, 20, 32)
     return root
 
 
@@ -98,7 +94,7 @@ CORRECTOR = {'residual_scale': 0.2, 'hidden_dims': (64, 64), 'critic_hidden_dims
 
 @pytest.fixture(scope='module')
 def biased_lift(tmp_path_factory):
-    """The shipped lift policy with a constant x offset on every action, and expert demos."""
+    """Return a folder with the shipped lift policy offset in x every step, and expert demos."""
     root = tmp_path_factory.mktemp('biased')
     shutil.copytree(resolve_policy('bc_state_lift'), root / 'base')
     stats = root / 'base' / 'checkpoint' / 'normalization.json'
@@ -111,7 +107,7 @@ def biased_lift(tmp_path_factory):
 
 
 def test_the_learner_corrects_a_biased_base(biased_lift, tmp_path):
-    """A base that misses the cube most of the time is corrected within 3,000 steps."""
+    """Correct, within 3,000 steps, a base that misses the cube most of the time."""
     settings = ResidualTrainSettings(
         task='lift', base=str(biased_lift / 'base'), algo='resfit', envs=2, total_steps=3000,
         rollout_steps=60, base_inference_steps=4, base_noise_scale=0.0, eval_every=5,

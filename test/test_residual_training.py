@@ -4,7 +4,7 @@ from dataclasses import replace
 import json
 import shutil
 
-from conftest import make_residual_run
+from conftest import make_residual_run, TINY_BC, tiny_lift_bc
 import numpy as np
 import pybullet as pb
 import pytest
@@ -17,8 +17,6 @@ from visual_rl_stack.data.collect import collect
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
-from visual_rl_stack.residual_policy.diffusion_bc.training.config import BCTrainSettings
-from visual_rl_stack.residual_policy.diffusion_bc.training.train_bc import train_bc
 from visual_rl_stack.residual_policy.resip.agent import ResidualAgent, ResidualPolicyRunner
 from visual_rl_stack.residual_policy.resip.config import PPOConfig, ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.env import ResidualTaskEnv, TRAIN_SEED_FLOOR
@@ -28,17 +26,11 @@ from visual_rl_stack.sim.config import SimConfig
 from visual_rl_stack.sim.rewards import SHAPING_METRES, UPRIGHT_RADIANS
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
 
-TINY = {'down_dims': (16, 32, 64), 'horizon': 8, 'n_action_steps': 4}
-
 
 @pytest.fixture(scope='module')
 def base_run(tmp_path_factory):
     """Train a tiny state-based lift policy on two demonstrations."""
-    root = tmp_path_factory.mktemp('residual')
-    data = collect('lift', 2, root / 'data', views=('front',), width=32, height=32)
-    train_bc(BCTrainSettings(task='lift', data=str(data), steps=20, batch_size=32, device='cpu'),
-             root / 'bc', config_overrides=TINY, progress=False)
-    return root / 'bc'
+    return tiny_lift_bc(tmp_path_factory.mktemp('residual'), 2, 20, 32)
 
 
 RUN_PPO = PPOConfig(epochs=2, critic_warmup_updates=1)  # the residual_run fixture's PPO
@@ -196,7 +188,7 @@ def test_training_writes_a_complete_run(residual_run):
     config = json.loads((out / 'config.json').read_text())
     assert config['kind'] == 'residual' and config['task'] == 'lift'
     assert config['base_inference_steps'] == 4 and config['base_noise_scale'] == 1.0
-    assert config['base_action_steps'] == TINY['n_action_steps']
+    assert config['base_action_steps'] == TINY_BC['n_action_steps']
     assert 0 <= summary['best_val_success'] <= 1
 
 
@@ -282,7 +274,7 @@ def test_residual_runner_samples_its_base_as_it_was_trained(base_run, tmp_path):
     chosen = open_policy(run, PolicyOptions(device='cpu', noise_scale=0.5, action_steps=3))
     assert chosen.noise_scale == 0.5 and chosen.action_steps == 3
     old = open_policy(make_residual_run(base_run, tmp_path / 'old'), PolicyOptions(device='cpu'))
-    assert old.noise_scale == 1.0 and old.action_steps == TINY['n_action_steps']
+    assert old.noise_scale == 1.0 and old.action_steps == TINY_BC['n_action_steps']
 
 
 def test_zero_residual_runner_acts_exactly_like_its_base(base_run, tmp_path):
@@ -384,7 +376,7 @@ def test_distill_records_the_teacher_and_trains_an_image_student(tmp_path):
     settings = DistillSettings(teacher='bc_state_lift', episodes=2, seed_start=0,
                                views=('front',), width=32, height=32, steps=3, batch_size=4,
                                device='cpu')
-    report = distill(settings, tmp_path / 'student', overrides=TINY, progress=False)
+    report = distill(settings, tmp_path / 'student', overrides=TINY_BC, progress=False)
     assert report['task'] == 'lift' and report['episodes_kept'] >= 1
     index = json.loads((tmp_path / 'student' / 'data' / 'index.json').read_text())
     assert len(index['episodes']) == 2
