@@ -128,3 +128,19 @@ def test_bad_rewards_hold_the_arm_and_teach_nothing(ros_context, bc_run, lift_st
     finally:
         harness.close(node)
     assert (tmp_path / 'o' / STATE_FILE).exists()  # destroying the node saved the session
+
+
+def test_the_online_latency_bench_times_both_update_modes(bc_run):
+    """``vrl bench rl``'s online rows: control steps and episode ends, updates in each mode."""
+    from visual_rl_stack.residual_policy.resfit.bench import online_step_latency
+    from visual_rl_stack.residual_policy.resfit.config import UPDATE_MODES
+    result = online_step_latency('lift', str(bc_run), episodes=1)
+    for mode in UPDATE_MODES:
+        row = result[mode]
+        assert row['steps'] > 0 and row['updates'] > 0
+        assert 0 < row['step_median_ms'] <= row['step_p99_ms']
+    # Between episodes every earned update runs at the episode end: one per recorded step
+    # (all but the last action, whose reward never came) once the first 3-step transition
+    # exists, i.e. from the third recorded step on.
+    between = result['between_episodes']
+    assert between['updates'] == result['utd'] * (between['steps'] - 1 - 2)

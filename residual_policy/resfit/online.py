@@ -188,7 +188,8 @@ class OnlineResFiTLearner:
         with self._wake:
             self.buffer.add(batch)
             self.steps += 1
-            if self.steps > self.learner.config.warmup_steps:
+            if self.steps > self.learner.config.warmup_steps and (
+                    len(self.buffer) or self.demos is not None):
                 self._credit += self.utd
             self._wake.notify()
 

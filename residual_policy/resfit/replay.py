@@ -179,7 +179,11 @@ class ReplayBuffer:
 def sample_mixed(online: ReplayBuffer, demos: Optional[ReplayBuffer], count: int,
                  demo_ratio: float, rng: np.random.Generator) -> Batch:
     """Return ``count`` transitions, ``round(count * demo_ratio)`` of them demonstrations."""
-    from_demos = int(round(count * demo_ratio)) if demos is not None and len(demos) else 0
+    has_demos = demos is not None and len(demos) > 0
+    if not len(online) and not has_demos:
+        raise ValueError('nothing to sample: the replay buffer is empty and there are no '
+                         'demonstrations')
+    from_demos = int(round(count * demo_ratio)) if has_demos else 0
     if not len(online):
         from_demos = count
     parts = [online.sample(count - from_demos, rng)] if count > from_demos else []

@@ -198,8 +198,8 @@ class ResFiTTrainer(ResidualRun):
     def learn(self) -> list[dict]:
         """Run the updates this step earned (``utd`` per environment step) after the warm-up."""
         config = self.learner.config
-        if self.env_steps < config.warmup_steps:
-            return []
+        if self.env_steps < config.warmup_steps or not (len(self.buffer) or self.demos):
+            return []  # n-step windows fill before the first transition exists
         self.update_credit += config.utd * self.settings.envs
         rows = []
         while self.update_credit >= 1:

@@ -90,11 +90,12 @@ def bench_policy(state_run: Optional[Path], image_run: Optional[Path], chunks: i
 def bench_rl(task: str, base: str, envs: int, iterations: int) -> dict:
     """Residual PPO and off-policy throughput against the raw worker envs and SB3's PPO."""
     import torch
-    from visual_rl_stack.residual_policy.resfit.bench import resfit_rate
+    from visual_rl_stack.residual_policy.resfit.bench import online_step_latency, resfit_rate
     from visual_rl_stack.residual_policy.resip.rl_bench import rl_throughput
     result = rl_throughput(task, base, envs, iterations)
     result['resip']['torch_threads'] = torch.get_num_threads()
     result['resfit'] = resfit_rate(task, base, envs)
+    result['resfit_online'] = online_step_latency(task, base)
     resip, sb3, resfit = result['resip'], result['sb3'], result['resfit']
     print(f'rl [{task}, {envs} envs] raw {result["raw_steps_per_s"]:.0f} steps/s; '
           f'ResiP collect {resip["collect_steps_per_s"]:.0f}/s, train '
@@ -105,6 +106,13 @@ def bench_rl(task: str, base: str, envs: int, iterations: int) -> dict:
           f'steps/s, {resfit["updates_per_s"]:.0f} updates/s '
           f'({resfit["torch_threads"]} torch thread), '
           f'{resfit["wall_s_per_10k_steps"] / 60:.1f} min per 10 k steps at UTD {resfit["utd"]:g}')
+    online = result['resfit_online']
+    for mode in ('background', 'between_episodes'):
+        row = online[mode]
+        print(f'rl [{task}, 1 env] ResFiT online ({mode}): control step median '
+              f'{row["step_median_ms"]:.1f} ms, p99 {row["step_p99_ms"]:.1f} ms; episode end '
+              f'{row["episode_end_median_ms"]:.0f} ms; {row["updates"]} updates in '
+              f'{row["steps"]} steps')
     return result
 
 
