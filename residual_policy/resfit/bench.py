@@ -22,9 +22,8 @@ import time
 import numpy as np
 import torch
 from visual_rl_stack.core.devices import limit_thread_torch
-from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
-
 from visual_rl_stack.core.run_layout import RESIDUAL
+from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 from visual_rl_stack.residual_policy.resip.env import ResidualTaskEnv
 
 from .agent import ResFiTPolicyRunner
