@@ -212,3 +212,27 @@ def test_critic_fits_targets_and_actor_moves_toward_higher_q():
         learner.update(learner.sample(buffer, None))
     chosen = learner.act(torch.zeros(1, S), torch.zeros(1, A))
     np.testing.assert_allclose(chosen.numpy(), [[0.5, 0.5]], atol=0.15)
+
+
+class DisputedCritic(torch.nn.Module):
+    """Two critics: both value the correction's second dimension; only one values the first."""
+
+    def forward(self, state, base, action):
+        correction = action - base
+        return torch.stack([2 * correction[:, 0] + correction[:, 1], correction[:, 1]])
+
+
+@pytest.mark.parametrize('pessimism', [0.0, 2.0])
+def test_a_pessimistic_actor_leaves_alone_what_the_critics_dispute(pessimism):
+    learner = ResFiTLearner(small_config(critics=2, actor_pessimism=pessimism, actor_l2=0.0,
+                                         actor_lr=1e-2, residual_scale=1.0), seed=0)
+    learner.critic = DisputedCritic()
+    batch = {'state': torch.randn(64, S), 'base': torch.zeros(64, A)}
+    for _ in range(100):
+        learner._actor_step(batch)
+    residual = learner.actor(batch['state'], batch['base']).mean(dim=0)
+    assert residual[1] > 0.3  # agreed on: taken either way
+    if pessimism:
+        assert abs(residual[0]) < 0.05  # disputed: mean - 2 std gains nothing either way
+    else:
+        assert residual[0] > 0.3  # the mean alone favours it

@@ -53,6 +53,9 @@ class ResFiTConfig(JSONConfig):
     target_noise_clip: float = setting(0.5, 'clip of the target-policy smoothing noise')
     actor_l2: float = setting(
         0.1, 'weight of the mean squared residual in the actor loss (keeps it near the base)')
+    actor_pessimism: float = setting(
+        0.0, "the actor climbs the ensemble's mean Q less this times the members' std: "
+        'directions the critics disagree on (extrapolation) are not taken; 0: the mean (TD3)')
     buffer_size: int = setting(300_000, 'online transitions kept in the replay buffer')
     demo_ratio: float = setting(
         0.25, 'share of each batch drawn from demonstrations (when demonstrations are given)')
@@ -84,6 +87,7 @@ class ResFiTConfig(JSONConfig):
             if not getattr(self, name) > 0:
                 problems.append(f'{name} must be > 0')
         for name in ('exploration_std', 'target_noise', 'target_noise_clip', 'actor_l2',
+                     'actor_pessimism',
                      'warmup_steps', 'critic_warmup_updates', 'progressive_steps'):
             if getattr(self, name) < 0:
                 problems.append(f'{name} must be >= 0')

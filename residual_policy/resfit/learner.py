@@ -4,7 +4,8 @@ The off-policy update of the residual (ROS-free: the trainer and the policy node
 TD3 over a residual, as ResFiT: the critic ensemble regresses on n-step
 targets ``r + discount * min_{random subset} Q'(s', b', b' + scale * pi'(s', b'))``
 with clipped smoothing noise on the target action; every ``actor_delay``
-critic updates the actor climbs the ensemble's mean Q of its own action and
+critic updates the actor climbs the ensemble's mean Q of its own action
+(less ``actor_pessimism`` times the members' spread, where they disagree) and
 the target networks follow by Polyak averaging. The first
 ``critic_warmup_updates`` fit the critic only, so the actor's first steps
 follow a critic that already knows the base's values.
@@ -114,8 +115,11 @@ class ResFiTLearner:
         residual = self.actor(batch['state'], batch['base'])
         action = combine(config, batch['base'], residual)
         self.critic.requires_grad_(False)
-        q = self.critic(batch['state'], batch['base'], action).mean(dim=0)
+        values = self.critic(batch['state'], batch['base'], action)
         self.critic.requires_grad_(True)
+        q = values.mean(dim=0)
+        if config.actor_pessimism > 0 and config.critics > 1:
+            q = q - config.actor_pessimism * values.std(dim=0)
         loss = -q.mean() + config.actor_l2 * residual.pow(2).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
