@@ -84,11 +84,14 @@ def test_training_flags_are_the_settings_fields_with_their_defaults(command):
                                       for word in (flag_name(name), value)]
     parser = build_parser(command)
     args = parser.parse_args(argv)
-    sub_help = parser._subparsers._group_actions[0].choices[command].format_help()
+    sub_parser = parser._subparsers._group_actions[0].choices[command]
+    sub_help = sub_parser.format_help()
+    helps = {a.dest: a.help for a in sub_parser._actions}
     for spec in fields(settings_cls):
         assert flag_name(spec.name) in sub_help, spec.name
         if spec.default is not MISSING:
             assert getattr(args, spec.name) == spec.default, spec.name
+            assert '(default' in helps[spec.name], spec.name  # --help shows it
     assert settings_from_args(settings_cls, args) == settings_cls(**required)
 
 

@@ -58,8 +58,8 @@ def add_settings_arguments(parser: Any, settings_cls: Type[Any],
     """
     Add one flag per field of dataclass ``settings_cls`` (except ``skip``) to ``parser``.
 
-    With ``overrides`` the flags have no default (absent unless given) and their
-    help names the field's default; ``parser`` may be an argument group.
+    Every flag's help names the field's default; with ``overrides`` the flags
+    have none themselves (absent unless given). ``parser`` may be an argument group.
     """
     hints = typing.get_type_hints(settings_cls)
     for spec in fields(settings_cls):
@@ -75,6 +75,7 @@ def add_settings_arguments(parser: Any, settings_cls: Type[Any],
             kwargs['required'] = True
         else:
             kwargs['default'] = spec.default
+            kwargs['help'] += f' (default {_shown(spec.default)})'
         if value_type is bool:
             kwargs['action'] = argparse.BooleanOptionalAction
         else:
