@@ -113,3 +113,10 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
         BagDataset(tmp_path)
     with pytest.raises(BagError, match='not a folder'):
         BagDataset(tmp_path / 'missing')
+
+
+def test_a_file_of_a_bag_names_the_bag_folder(tmp_path):
+    write_bag(tmp_path / 'bag', sample_messages())
+    inner = next(p for p in (tmp_path / 'bag').iterdir() if p.suffix == '.mcap')
+    with pytest.raises(BagError, match=f'pass the bag folder {tmp_path / "bag"}'):
+        find_bags(inner)

@@ -44,6 +44,7 @@ from typing import Optional
 import numpy as np
 import torch
 from visual_rl_stack.core.checkpoints import atomic_torch_save, load_training_state
+from visual_rl_stack.core.devices import limit_thread_torch
 from visual_rl_stack.core.rewards import SPARSE
 from visual_rl_stack.core.run_layout import CHECKPOINT, PathLike, RESIDUAL, RUN_CONFIG
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
@@ -242,6 +243,7 @@ class OnlineResFiTLearner:
 
     def _update_loop(self) -> None:
         """Run earned updates as data arrives until :meth:`close` (background mode)."""
+        limit_thread_torch(1)  # the control thread keeps its own pool: no contention for it
         try:
             while True:
                 with self._wake:

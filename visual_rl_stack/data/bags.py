@@ -139,8 +139,10 @@ def find_bags(folder: Path) -> list[Path]:
     Raises BagError when the folder does not exist or holds no bag.
     """
     folder = Path(folder)
+    if folder.is_file() and is_bag(folder.parent):
+        raise BagError(f'{folder} is one file of a bag: pass the bag folder {folder.parent}')
     if not folder.is_dir():
-        raise BagError(f'{folder} is not a folder')
+        raise BagError(f'{folder} is not a folder (a bag is a folder with {METADATA_FILE})')
     if is_bag(folder):
         return [folder]
     bags = sorted(p for p in folder.iterdir() if p.is_dir() and is_bag(p))
