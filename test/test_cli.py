@@ -40,6 +40,10 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
     assert 'juggle' in capsys.readouterr().err
     assert main(['eval', '--task', 'reach', '--policy', 'magic', '--episodes', '1']) == 2
     assert "policy 'magic' is neither a shipped model" in capsys.readouterr().err
+    assert main(['eval', '--task', 'reach', '--torch-threads', '0', '--episodes', '1']) == 2
+    assert '--torch-threads must be >= 1' in capsys.readouterr().err
+    assert main(['eval', '--task', 'reach', '--finetune-demos', 'd', '--episodes', '1']) == 2
+    assert 'add --finetune-out' in capsys.readouterr().err
 
 
 #: Every documented command, by its exact name.
