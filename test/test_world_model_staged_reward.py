@@ -42,9 +42,10 @@ def test_staged_value_rises_along_expert_episodes(task):
     values = np.array([s.value for s in statuses])
     steps = np.diff(values)
     # Completed stages never go back on an expert episode; the open stage's shaping may
-    # wobble by a few hundredths (the arm turning, the block sliding while pushed).
+    # wobble by a few hundredths (the arm turning, the block sliding while pushed: up to
+    # 0.088 on push seed 1000 on one machine, 0.05 on another; the physics differ by CPU).
     assert np.all(np.diff([s.completed for s in statuses]) >= 0)
-    assert steps.min() > -0.05 and np.mean(steps >= -1e-3) >= 0.9
+    assert steps.min() > -0.1 and np.mean(steps >= -1e-3) >= 0.9
     assert values[-1] > values[0]
     final = statuses[-1]
     total = len(parse_instruction(_instruction(task)).stages)
