@@ -66,6 +66,12 @@ def test_a_tiny_model_trains_and_answers_in_original_pixels(tmp_path, maker):
     for name in ('metrics.jsonl', 'loss.png', 'validation.png', 'summary.json'):
         assert (tmp_path / 'run' / name).is_file(), name
     assert (checkpoint / 'tokenizer.json').is_file()
+    rows = (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()
+    assert [json.loads(row)['step'] for row in rows] == [1, 2, 3, 3]
+    assert list((tmp_path / 'run' / 'tensorboard').glob('events.out.tfevents.*'))
+    assert 'machine' in json.loads((tmp_path / 'run' / 'summary.json').read_text())
+    with pytest.raises(ValueError, match='already holds a training run; choose a new --out'):
+        train_keypoints(settings, tmp_path / 'run', progress=False)
     backend = open_backend('keypoint_net', str(tmp_path / 'run'), refine=False)
     scene = maker.make('lift', 1003)
     prompt = build_prompt(scene.frames, 'pick up the red cube')

@@ -1,6 +1,7 @@
 """Behaviour-cloning training: windows, a tiny run, its run folder, resume and CLI errors."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -67,6 +68,7 @@ def test_training_writes_a_complete_run_folder_and_a_loadable_checkpoint(run):
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     assert (out / 'loss.png').read_bytes()[:4] == b'\x89PNG'
     assert list((out / 'tensorboard').glob('events.out.tfevents.*'))
+    assert {'date', 'machine', 'final_loss'} <= set(json.loads((out / 'summary.json').read_text()))
     config = json.loads((out / 'config.json').read_text())
     assert config['task'] == 'lift' and config['policy']['horizon'] == 8
     assert checkpoint == out / 'checkpoint'
@@ -102,6 +104,13 @@ def test_resume_continues_from_the_saved_step(run, bags, capsys):
     assert main(['train-bc', '--task', 'lift', '--data', str(bags), '--out', str(out),
                  '--steps', '90']) == 2
     assert '--resume' in capsys.readouterr().err
+    # A resume keeps the run's task, data and observations; the same data spelt otherwise is it.
+    assert main(['train-bc', '--task', 'lift', '--data', os.path.relpath(bags), '--out',
+                 str(out), '--steps', '70', '--resume']) == 2
+    assert 'already at step 70' in capsys.readouterr().err
+    assert main(['train-bc', '--task', 'lift', '--data', str(out), '--obs', 'state+image',
+                 '--out', str(out), '--steps', '90', '--resume']) == 2
+    assert 'was started with other settings (data, obs_mode)' in capsys.readouterr().err
 
 
 def test_empty_or_mismatched_data_is_a_clear_cli_error(bags, tmp_path, capsys):

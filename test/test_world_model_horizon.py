@@ -77,10 +77,15 @@ def test_train_horizon_runs_resumes_and_evaluates_as_a_policy(world_model, tmp_p
     with pytest.raises(ValueError, match=r'other settings \(batch\)'):
         HorizonTrainer(replace(settings, batch=4), out, resume=True, show_progress=False)
     longer = replace(settings, env_steps=60)
+    with (out / 'metrics.jsonl').open('a') as metrics:  # logged after the last saved state
+        metrics.write(json.dumps({'iteration': 3, 'env_steps': 60, 'lost': True}) + '\n')
     resumed = HorizonTrainer(longer, out, resume=True, show_progress=False).run()
     assert resumed['env_steps'] == 60 and resumed['iterations'] == 3
+    assert 'machine' in json.loads((out / 'summary.json').read_text())
+    assert list((out / 'tensorboard').glob('events.out.tfevents.*'))
     rows = [json.loads(line) for line in (out / 'metrics.jsonl').read_text().splitlines()]
     assert [r['iteration'] for r in rows if 'env_steps' in r and r['iteration']] == [1, 2, 3]
+    assert not any('lost' in r for r in rows)
     assert (out / 'curves.png').read_bytes()[:4] == b'\x89PNG'
     # Validation rows as residual RL writes them: vrl curves compares both kinds of run.
     assert load_curve(out).steps.tolist() == [40, 60]

@@ -49,6 +49,9 @@ def test_train_mae_writes_a_run_that_rebuilds(bags, tmp_path):
     assert MAEConfig.from_dict(config) == CONFIG
     for picture in ('curves.png', 'reconstruction.png'):
         assert (run / picture).read_bytes()[:4] == b'\x89PNG'
+    assert list((run / 'tensorboard').glob('events.out.tfevents.*'))
+    written = json.loads((run / 'summary.json').read_text())
+    assert written == summary and {'date', 'machine'} <= set(written)
 
 
 def test_one_bag_is_too_few(bags, tmp_path):

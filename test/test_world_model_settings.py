@@ -134,6 +134,12 @@ def test_train_world_model_trains_reuses_its_mae_and_refuses_to_overwrite(tmp_pa
             '2', '--batch', '2', '--log-every', '1', '--dynamics-steps', '2', '--no-progress']
     assert main(['train-world-model', '--out', str(tmp_path / 'wm'), *tiny]) == 0
     assert 'MAE: 2 steps' in capsys.readouterr().out
+    # Both stages log rows, TensorBoard events and a summary that names the machine.
+    for metrics, summary, steps in (('metrics.jsonl', 'summary.json', [1, 2]),
+                                    ('dynamics_metrics.jsonl', 'dynamics_summary.json', [2])):
+        assert [json.loads(r)['step'] for r in (tmp_path / 'wm' / metrics).open()] == steps
+        assert 'machine' in json.loads((tmp_path / 'wm' / summary).read_text())
+    assert len(list((tmp_path / 'wm' / 'tensorboard').glob('events.out.tfevents.*'))) == 2
     reuse = ['train-world-model', '--out', str(tmp_path / 'wm2'), '--mae', str(tmp_path / 'wm')]
     assert main([*reuse, *tiny]) == 0
     assert 'reusing the MAE of' in capsys.readouterr().out

@@ -6,11 +6,9 @@ stage say how often it checks itself on them.
 """
 
 from dataclasses import dataclass
-import json
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import Optional
 
-from torch.utils.tensorboard import SummaryWriter
 from visual_rl_stack.data.dataset import episode_bags
 
 
@@ -45,12 +43,3 @@ def split_bags(data: Path, val_fraction: float) -> tuple[list[Path], list[Path]]
                          f'least 2 (one is held out)')
     held = max(1, int(round(val_fraction * len(bags))))
     return bags[:-held], bags[-held:]
-
-
-def log_check(row: dict, metrics: TextIO, writer: SummaryWriter, prefix: str) -> None:
-    """Append a check's row to ``metrics.jsonl`` and its numbers to TensorBoard (``prefix/``)."""
-    metrics.write(json.dumps(row) + '\n')
-    metrics.flush()
-    for key, value in row.items():
-        if key not in ('step', 'seconds'):
-            writer.add_scalar(f'{prefix}/{key}', value, row['step'])

@@ -12,8 +12,9 @@ depend on the learning rule:
   (seeds above :data:`.env.TRAIN_SEED_FLOOR`);
 - the run folder: ``config.json`` (sessions appended on resume), the guard
   against overwriting a run, the check that a resumed run keeps its settings,
-  ``metrics.jsonl``, TensorBoard, ``learning_curve.png``, ``validation.jsonl``,
-  the training state written atomically and ``summary.json``;
+  ``metrics.jsonl`` and TensorBoard (:class:`~visual_rl_stack.core.run_logs.RunLog`),
+  ``learning_curve.png``, ``validation.jsonl``, the training state written
+  atomically and ``summary.json``;
 - validation: the deterministic policy once on each validation seed, as
   :class:`~visual_rl_stack.evaluation.episodes.EpisodeResult` rows, keeping the
   best residual in ``RUN/residual/``.
@@ -24,7 +25,6 @@ deterministic action for validation and what its training state adds.
 """
 
 from dataclasses import asdict
-import datetime
 import json
 from pathlib import Path
 import shutil
@@ -35,17 +35,16 @@ from typing import Any, Optional
 from matplotlib.figure import Figure
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import atomic_torch_save, load_training_state
-from visual_rl_stack.core.config_dicts import flatten_mapping
 from visual_rl_stack.core.policy import resolve_run
-from visual_rl_stack.core.records import machine_description, write_json
+from visual_rl_stack.core.records import machine_description, now_iso, write_json
 from visual_rl_stack.core.rewards import canonical_reward, KAGI
 from visual_rl_stack.core.run_layout import (check_resumed_settings, CHECKPOINT, CURVE_PLOT,
-                                             METRICS, MODEL_CARD, RESIDUAL, RESIDUAL_LAST,
-                                             RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE,
-                                             training_state_to_use, VALIDATION)
+                                             MODEL_CARD, RESIDUAL, RESIDUAL_LAST, RUN_CONFIG,
+                                             SUMMARY, TRAINING_STATE, training_state_to_use,
+                                             VALIDATION)
+from visual_rl_stack.core.run_logs import RunLog
 from visual_rl_stack.evaluation.episodes import EpisodeResult, summarise_episodes
 from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
 from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
@@ -224,15 +223,16 @@ class ResidualRun:
     def run(self, progress: bool = True) -> dict:
         """Train until ``total_steps`` env steps (or the time limit); return the summary."""
         settings = self.settings
-        writer = SummaryWriter(str(self.out_dir / TENSORBOARD),
-                               purge_step=self.env_steps + 1)
+        # A run resumed before its first iteration starts over from its baseline validation.
+        log = RunLog(self.out_dir, 'env_steps', skip=('iteration',),
+                     resumed_at=self.env_steps if self.iteration else None)
         bar = tqdm(total=settings.total_steps, initial=min(self.env_steps, settings.total_steps),
                    desc=f'{self.title} {settings.task}', unit='step', disable=not progress)
         session_start = time.perf_counter()
         wall_before = self.wall_s
         try:
             if self.iteration == 0:
-                self._log({'iteration': 0, **self.evaluate()}, writer)
+                self._log({'iteration': 0, **self.evaluate()}, log)
                 self._save(best_changed=True)
             self.begin_episodes()
             while self.env_steps < settings.total_steps and not self._out_of_time(
@@ -247,22 +247,22 @@ class ResidualRun:
                     row.update(self.evaluate())
                     self.begin_episodes()
                 self.wall_s = wall_before + time.perf_counter() - session_start
-                self._log(row, writer)
+                self._log(row, log)
                 self._save(best_changed=evaluated and self._improves(row['val_success']))
                 bar.update(min(self.env_steps, settings.total_steps) - bar.n)
                 bar.set_postfix(val=self.best, rollout_sr=row['rollout']['success_rate'])
         except BaseException:
-            self._close(bar, writer)
+            self._close(bar, log)
             if any('val_success' in r for r in self.history):
-                self._write_summary()  # an interrupted run (Ctrl-C) keeps its record too
+                self._write_summary(log)  # an interrupted run (Ctrl-C) keeps its record too
             raise
-        self._close(bar, writer)
-        return self._write_summary()  # the run starts with a validation, so there is one
+        self._close(bar, log)
+        return self._write_summary(log)  # the run starts with a validation, so there is one
 
-    def _close(self, bar: tqdm, writer: SummaryWriter) -> None:
+    def _close(self, bar: tqdm, log: RunLog) -> None:
         """Close the progress bar, the TensorBoard writer and the worker environments."""
         bar.close()
-        writer.close()
+        log.close()
         self.envs.close()
 
     def _out_of_time(self, session_start: float) -> bool:
@@ -331,16 +331,11 @@ class ResidualRun:
         """Return whether ``score`` ties or beats the best so far (ties favour later)."""
         return self.best is None or score >= self.best
 
-    def _log(self, row: dict, writer: SummaryWriter) -> None:
+    def _log(self, row: dict, log: RunLog) -> None:
         """Append a metrics line, TensorBoard scalars and redraw the learning curve."""
         row = {'env_steps': self.env_steps, 'wall_s': self.wall_s, **row}
         self.history.append(row)
-        with (self.out_dir / METRICS).open('a') as metrics:
-            metrics.write(json.dumps(row) + '\n')
-        for name, value in flatten_mapping(row, '/').items():
-            if value is not None and name not in ('env_steps', 'iteration'):
-                writer.add_scalar(name, value, self.env_steps)
-        writer.flush()
+        log.log(row)
         start = self.settings.init_residual
         plot_learning_curve(self.history, self.out_dir / CURVE_PLOT,
                             f'{self.title} on {self.settings.task}',
@@ -358,7 +353,7 @@ class ResidualRun:
                  'torch_rng': torch.get_rng_state()}
         atomic_torch_save(state, self.out_dir / TRAINING_STATE)
 
-    def _write_summary(self) -> dict:
+    def _write_summary(self, log: RunLog) -> dict:
         """Write summary.json: baseline, best validation success and when the kept one was."""
         evaluated = [r for r in self.history if 'val_success' in r]
         # Ties go to the later residual, as in _improves: the one saved in residual/.
@@ -372,13 +367,11 @@ class ResidualRun:
             'best_at_env_steps': best_row['env_steps'], 'best_at_wall_s': best_row['wall_s'],
             'val_seeds': [self.settings.val_seed_start,
                           self.settings.val_seed_start + self.settings.val_episodes - 1],
-            'rollout_steps_per_s': float(np.median(rates)) if rates else None,
-            'date': now_iso(), 'machine': machine_description()}
+            'rollout_steps_per_s': float(np.median(rates)) if rates else None}
         if self.settings.init_residual is not None:
             summary['init_residual'] = self.settings.init_residual
             summary['init_training'] = prior_training(self.settings.init_residual)
-        write_json(summary, self.out_dir / SUMMARY)
-        return summary
+        return log.write_summary(summary)
 
 
 def reward_options(settings: ResidualTrainSettings, gamma: float) -> dict[str, Any]:
@@ -428,8 +421,3 @@ def plot_learning_curve(history: list[dict], out_path: Path, title: str,
     tmp = out_path.with_name(f'.{out_path.name}.tmp')
     figure.savefig(tmp, format='png')
     tmp.replace(out_path)
-
-
-def now_iso() -> str:
-    """Return the UTC time as ISO 8601 seconds."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')

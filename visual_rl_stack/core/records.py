@@ -1,5 +1,6 @@
-"""Records of measured numbers: atomic JSON files and the machine they were measured on."""
+"""Records of measured numbers: atomic JSON files, and when and where they were measured."""
 
+import datetime
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,11 @@ def machine_description() -> dict:
         pass
     return {'cpu_cores': os.cpu_count(), 'processor': platform.processor() or platform.machine(),
             'gpu': gpu, 'python': platform.python_version()}
+
+
+def now_iso() -> str:
+    """Return the UTC time as ISO 8601 seconds (the date a record was written)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
 
 
 def write_json(data: dict, path: Path) -> None:

@@ -5,15 +5,17 @@ The run folder (``vrl train-affordance --out RUN``) holds ``checkpoint/``
 (``model.safetensors``, ``config.json``, ``normalization.json`` and
 ``tokenizer.json``), ``config.json`` (the settings and the command),
 ``metrics.jsonl``, ``tensorboard/``, ``loss.png``, ``validation.png``
-(predicted against true keypoints on validation views) and ``summary.json``.
-The loss is the cross-entropy of each visible keypoint's heatmap against a
-Gaussian at its true pixel, plus a smooth-L1 on the heights. The learning
+(predicted against true keypoints on validation views) and ``summary.json``
+(with the date and machine; :class:`~visual_rl_stack.core.run_logs.RunLog`).
+A folder where a run was started (it has ``config.json``) is refused: its
+TensorBoard events would mix with the new run's. The loss is the
+cross-entropy of each visible keypoint's heatmap against a Gaussian at its
+true pixel, plus a smooth-L1 on the heights. The learning
 rate decays on a cosine over whichever runs out first, the steps or the time
 limit, so a time-limited run still ends at a low rate.
 """
 
 from dataclasses import asdict
-import json
 import math
 from pathlib import Path
 import shlex
@@ -27,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import save_checkpoint
-from visual_rl_stack.core.run_layout import (CHECKPOINT, LOSS_PLOT, METRICS, RUN_CONFIG, SUMMARY,
-                                             TENSORBOARD)
+from visual_rl_stack.core.records import write_json
+from visual_rl_stack.core.run_layout import CHECKPOINT, LOSS_PLOT, refuse_existing_run, RUN_CONFIG
+from visual_rl_stack.core.run_logs import RunLog
 
 from .config import KeypointTrainSettings, VALIDATION_SEED
 from .data import generate, KeypointData
@@ -82,14 +85,12 @@ def train_keypoints(settings: KeypointTrainSettings, out: Path,
     started = time.monotonic()
     deadline = started + settings.time_limit_min * 60 if settings.time_limit_min > 0 else math.inf
     out = Path(out)
-    if (out / CHECKPOINT).exists():
-        raise ValueError(f'{out} already holds a trained model; choose a new --out')
-    out.mkdir(parents=True, exist_ok=True)
+    refuse_existing_run(out, RUN_CONFIG, 'choose a new --out')
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     command = shlex.join(['vrl', *sys.argv[1:]]) if Path(sys.argv[0]).name == 'vrl' else ''
-    (out / RUN_CONFIG).write_text(json.dumps({'kind': RUN_KIND, 'settings': asdict(settings),
-                                              'command': command}, indent=2) + '\n')
+    write_json({'kind': RUN_KIND, 'settings': asdict(settings), 'command': command},
+               out / RUN_CONFIG)
     tokenizer = build_tokenizer(all_texts())
     config = KeypointNetConfig(vocab_size=tokenizer.get_vocab_size(),
                                image_size=settings.image_size)
@@ -99,8 +100,6 @@ def train_keypoints(settings: KeypointTrainSettings, out: Path,
     val_tokens = val.tokens(tokenizer, config.max_tokens)
     model = KeypointNet(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=1e-4)
-    from torch.utils.tensorboard import SummaryWriter
-    writer = SummaryWriter(str(out / TENSORBOARD))
     rng = np.random.default_rng(settings.seed)
     weights = np.array([settings.stack_weight if task.startswith('stack') else 1.0
                         for task in train.tasks])
@@ -109,7 +108,7 @@ def train_keypoints(settings: KeypointTrainSettings, out: Path,
     train_start = time.monotonic()
     bar = tqdm(total=settings.steps, desc='train-affordance', disable=not progress)
     step = 0
-    with (out / METRICS).open('w') as metrics:
+    with RunLog(out, skip=('wall_s',)) as log:
         while step < settings.steps and time.monotonic() < deadline - SAVE_MARGIN_S:
             fraction = max(step / settings.steps, (time.monotonic() - train_start)
                            / max(deadline - SAVE_MARGIN_S - train_start, 1e-9))
@@ -131,27 +130,26 @@ def train_keypoints(settings: KeypointTrainSettings, out: Path,
                        **{f'train/{k}': float(v.detach()) for k, v in result.items()}}
                 if step % settings.val_every == 0:
                     row.update(validate(model, val, val_tokens))
-                _log(row, metrics, writer)
+                log.log(row)
                 history.append(row)
                 bar.set_postfix(loss=f'{row["train/loss"]:.3f}',
                                 px=f'{row["train/pixel_error"]:.2f}')
         bar.close()
         final = {'step': step, 'wall_s': time.monotonic() - started,
                  **validate(model, val, val_tokens)}
-        _log(final, metrics, writer)
+        log.log(final)
         history.append(final)
-    writer.close()
-    checkpoint = save_checkpoint(out / CHECKPOINT, model, config.to_dict(),
-                                 {'keypoints': list(HEATMAP_KEYPOINTS), 'stride': STRIDE},
-                                 CHECKPOINT_KIND)
-    save_tokenizer(tokenizer, checkpoint)
-    plot_losses(history, out / LOSS_PLOT)
-    plot_validation(model, val, val_tokens, out / VALIDATION_PLOT)
-    summary = {'steps': step, 'wall_s': time.monotonic() - started, 'data_s': data_s,
-               'train_scenes': len(train), 'val_scenes': len(val),
-               'val_pixel_error': final['val/pixel_error'], 'val_loss': final['val/loss'],
-               'parameters': sum(p.numel() for p in model.parameters())}
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + '\n')
+        checkpoint = save_checkpoint(out / CHECKPOINT, model, config.to_dict(),
+                                     {'keypoints': list(HEATMAP_KEYPOINTS), 'stride': STRIDE},
+                                     CHECKPOINT_KIND)
+        save_tokenizer(tokenizer, checkpoint)
+        plot_losses(history, out / LOSS_PLOT)
+        plot_validation(model, val, val_tokens, out / VALIDATION_PLOT)
+        log.write_summary({'steps': step, 'wall_s': time.monotonic() - started,
+                           'data_s': data_s, 'train_scenes': len(train),
+                           'val_scenes': len(val), 'val_pixel_error': final['val/pixel_error'],
+                           'val_loss': final['val/loss'],
+                           'parameters': sum(p.numel() for p in model.parameters())})
     return checkpoint
 
 
@@ -184,15 +182,6 @@ def validate(model: KeypointNet, data: KeypointData, tokens: np.ndarray) -> dict
                     totals[key] = totals.get(key, 0.0) + float(value) * len(scenes)
                 count += len(scenes)
     return {f'val/{k}': v / max(count, 1) for k, v in totals.items()}
-
-
-def _log(row: dict, metrics, writer) -> None:
-    """Append a metrics line and the same scalars to TensorBoard."""
-    metrics.write(json.dumps(row) + '\n')
-    metrics.flush()
-    for key, value in row.items():
-        if '/' in key or key == 'lr':
-            writer.add_scalar(key, value, row['step'])
 
 
 def plot_losses(history: list[dict], path: Path) -> None:

@@ -17,10 +17,12 @@ iterations the deterministic actor runs ``eval_episodes`` episodes on
 validation seeds (from ``eval_seed_start``, disjoint from the training seeds
 and from the evaluation seeds >= 1000). The run folder gets
 ``metrics.jsonl``, TensorBoard, ``curves.png``, the best agent (by
-validation success, then the latest), and, after every evaluation, what
-``--resume`` continues from. A new run refuses a folder that already holds a
-run, and a resumed one refuses other settings than it was started with
-(:mod:`visual_rl_stack.core.run_layout`), so no run mixes two runs' files.
+validation success, then the latest), ``summary.json`` and, after every
+evaluation, what ``--resume`` continues from; a resumed run drops the metrics
+logged after that (:class:`~visual_rl_stack.core.run_logs.RunLog`). A new run
+refuses a folder that already holds a run, and a resumed one refuses other
+settings than it was started with (:mod:`visual_rl_stack.core.run_layout`), so
+no run mixes two runs' files.
 """
 
 from dataclasses import asdict
@@ -33,14 +35,13 @@ from typing import Optional
 from matplotlib.figure import Figure
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import atomic_torch_save, load_training_state
 from visual_rl_stack.core.records import machine_description, write_json
 from visual_rl_stack.core.rewards import canonical_reward
-from visual_rl_stack.core.run_layout import (check_resumed_settings, CHECKPOINT, METRICS,
-                                             RUN_CONFIG, TENSORBOARD, TRAINING_STATE,
-                                             training_state_to_use)
+from visual_rl_stack.core.run_layout import (check_resumed_settings, CHECKPOINT, RUN_CONFIG,
+                                             TRAINING_STATE, training_state_to_use)
+from visual_rl_stack.core.run_logs import RunLog
 from visual_rl_stack.data.dataset import episode_bags
 from visual_rl_stack.sim.vector_env import TRAIN_SEED_FLOOR
 
@@ -137,6 +138,7 @@ class HorizonTrainer:
                  show_progress: bool = True):
         """Prepare the run folder, the models, the demonstrations and the optimisers."""
         self.settings, self.out_dir, self.show_progress = settings, out_dir, show_progress
+        self.resumed = resume
         s = settings
         state_path = training_state_to_use(out_dir, resume, RUN_CONFIG)
         if resume:
@@ -175,7 +177,6 @@ class HorizonTrainer:
         if resume:
             self._restore(load_training_state(state_path))
         else:
-            (out_dir / METRICS).unlink(missing_ok=True)
             write_json({'kind': POLICY_KIND, 'task': s.task, 'settings': asdict(s),
                         'views': list(self.world.embedder.views),
                         'image_size': self.world.embedder.image_size,
@@ -219,7 +220,8 @@ class HorizonTrainer:
                               s.reward, s.num_envs)
         agent = HorizonAgent(self.world, self.nets, s.num_envs)
         collector = Collector(envs, agent, s.seed * 7919 + self.iteration * s.num_envs)
-        writer = SummaryWriter(str(self.out_dir / TENSORBOARD))
+        log = RunLog(self.out_dir, 'env_steps', prefix='horizon/', skip=('iteration', 'episodes'),
+                     resumed_at=self.env_steps if self.resumed else None)
         bar = tqdm(total=s.env_steps, initial=self.env_steps, desc='train horizon',
                    unit='step', disable=not self.show_progress)
         try:
@@ -245,26 +247,21 @@ class HorizonTrainer:
                     self._save(row['val_success'])
                     bar.set_postfix(validation=f'{row["val_success"]:.2f}')
                 self.rows.append(row)
-                with (self.out_dir / METRICS).open('a') as metrics:
-                    metrics.write(json.dumps(row) + '\n')
-                for key, value in row.items():
-                    if isinstance(value, float):
-                        writer.add_scalar(f'horizon/{key}', value, self.env_steps)
+                log.log(row)
         finally:
             bar.close()
-            writer.close()
+            log.close()
             envs.close()
         if not any('val_success' in r for r in self.rows[-1:]):
             self._save(None)
         plot_horizon_curves(self.rows, self.out_dir / 'curves.png', s.reward)
         evaluated = [r for r in self.rows if 'val_success' in r]
-        summary = {'env_steps': self.env_steps, 'iterations': self.iteration,
-                   'seconds': round(time.monotonic() - start, 1), 'reward': s.reward,
-                   'imagination_horizon': self.nets.config.horizon,
-                   'best_val_success': self.best if evaluated else None,
-                   'final_val_success': evaluated[-1]['val_success'] if evaluated else None}
-        write_json(summary, self.out_dir / 'summary.json')
-        return summary
+        return log.write_summary({
+            'env_steps': self.env_steps, 'iterations': self.iteration,
+            'seconds': round(time.monotonic() - start, 1), 'reward': s.reward,
+            'imagination_horizon': self.nets.config.horizon,
+            'best_val_success': self.best if evaluated else None,
+            'final_val_success': evaluated[-1]['val_success'] if evaluated else None})
 
     def _save(self, success: Optional[float]) -> None:
         """Write the latest agent and what resumes it; the best one as ``checkpoint/``."""

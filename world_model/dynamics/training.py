@@ -6,8 +6,9 @@ The bags are split as the MAE's were (the last ones held out). Every
 ``dynamics_metrics.jsonl`` and TensorBoard (``rssm/...``); the run folder
 gets the checkpoint ``rssm/`` (its normalisation holds the embedding
 statistics; its config the reward the head predicts and the demonstrations'
-median key-horizon, which sets the imagination horizon) and
-``dynamics_curves.png``.
+median key-horizon, which sets the imagination horizon),
+``dynamics_curves.png`` and ``dynamics_summary.json`` (with the date and
+machine). The MAE stage's logs beside them keep their names.
 """
 
 from dataclasses import asdict, dataclass
@@ -17,21 +18,20 @@ import time
 from matplotlib.figure import Figure
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import save_checkpoint
-from visual_rl_stack.core.records import write_json
 from visual_rl_stack.core.rewards import PLANNER_STAGES
-from visual_rl_stack.core.run_layout import TENSORBOARD
+from visual_rl_stack.core.run_logs import RunLog
 
 from .rssm import RSSM, RSSM_DIR, RSSM_KIND, RSSMConfig
 from .sequences import (demo_sequences, Embedder, EmbedNormalizer, recorded_reward,
                         SequenceBuffer)
-from ..held_out import HeldOutTraining, log_check, split_bags
+from ..held_out import HeldOutTraining, split_bags
 from ..mae.model import load_mae
 
 METRICS = 'dynamics_metrics.jsonl'
 CURVES = 'dynamics_curves.png'
+SUMMARY = 'dynamics_summary.json'
 LOSS_TERMS = ('embed', 'reward', 'continue', 'kl')
 
 
@@ -102,10 +102,10 @@ def train_rssm(settings: RSSMTrainSettings, out_dir: Path, show_progress: bool =
     key_horizon = int(np.median(horizons))
     rssm = RSSM(RSSMConfig(embed_size=embedder.size))
     optimiser = torch.optim.Adam(rssm.parameters(), lr=settings.lr, eps=1e-5)
-    writer = SummaryWriter(str(out_dir / TENSORBOARD))
     start, rows, step = time.monotonic(), [], 0
     bar = tqdm(range(1, settings.steps + 1), desc='train RSSM', disable=not show_progress)
-    with (out_dir / METRICS).open('w') as metrics:
+    with RunLog(out_dir, prefix='rssm/', skip=('seconds',), metrics=METRICS,
+                summary=SUMMARY) as log:
         for step in bar:
             terms = rssm_update(rssm, optimiser, buffers[0].sample(settings.batch, length, rng))
             out_of_time = (settings.time_limit_min is not None
@@ -118,20 +118,18 @@ def train_rssm(settings: RSSMTrainSettings, out_dir: Path, show_progress: bool =
                        **{f'train_{k}': v for k, v in terms.items()},
                        **{f'held_out_{k}': v for k, v in held_terms.items()}}
                 rows.append(row)
-                log_check(row, metrics, writer, 'rssm')
+                log.log(row)
                 bar.set_postfix(held_out=f'{held_terms["loss"]:.3f}')
             if out_of_time:
                 break
-    writer.close()
-    save_rssm(out_dir / RSSM_DIR, rssm.eval(), normalizer, settings.task, settings.reward,
-              key_horizon)
-    plot_dynamics_curves(rows, out_dir / CURVES)
-    summary = {'steps': step, 'seconds': round(time.monotonic() - start, 1),
-               'train_steps': buffers[0].steps(), 'held_out_steps': buffers[1].steps(),
-               'window': length, 'key_horizon': key_horizon, 'reward': settings.reward,
-               'first': rows[0], 'final': rows[-1]}
-    write_json(summary, out_dir / 'dynamics_summary.json')
-    return summary
+        save_rssm(out_dir / RSSM_DIR, rssm.eval(), normalizer, settings.task, settings.reward,
+                  key_horizon)
+        plot_dynamics_curves(rows, out_dir / CURVES)
+        return log.write_summary({
+            'steps': step, 'seconds': round(time.monotonic() - start, 1),
+            'train_steps': buffers[0].steps(), 'held_out_steps': buffers[1].steps(),
+            'window': length, 'key_horizon': key_horizon, 'reward': settings.reward,
+            'first': rows[0], 'final': rows[-1]})
 
 
 def plot_dynamics_curves(rows: list[dict], path: Path) -> None:

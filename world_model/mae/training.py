@@ -4,8 +4,9 @@ Training the multi-view MAE on demonstration bags, with a held-out check and pic
 The last episodes (``val_fraction`` of them, at least one) are held out: every
 ``log_every`` steps the masked-patch reconstruction error and the reward error
 on them, under masks drawn from a fixed seed, go to ``metrics.jsonl`` and
-TensorBoard. The run folder ends with the checkpoint (``mae/``: safetensors
-and the config that rebuilds it), ``summary.json``, the loss curves
+TensorBoard (:class:`~visual_rl_stack.core.run_logs.RunLog`). The run
+folder ends with the checkpoint (``mae/``: safetensors and the config that
+rebuilds it), ``summary.json`` (with the date and machine), the loss curves
 (``curves.png``) and ``reconstruction.png``: per view, the masked input, the
 reconstruction and the target of held-out frames.
 """
@@ -17,16 +18,16 @@ import time
 from matplotlib.figure import Figure
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import save_checkpoint
 from visual_rl_stack.core.records import machine_description, write_json
-from visual_rl_stack.core.run_layout import METRICS, TENSORBOARD
+from visual_rl_stack.core.run_layout import RUN_CONFIG
+from visual_rl_stack.core.run_logs import RunLog
 
 from .data import Frames, load_frames, sample_clips
 from .masking import tube_masks, view_patch_masks
 from .model import MAE_DIR, MAE_KIND, MAEConfig, MultiViewMAE
-from ..held_out import HeldOutTraining, log_check, split_bags
+from ..held_out import HeldOutTraining, split_bags
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,12 @@ def train_mae(settings: MAETrainSettings, config: MAEConfig, out_dir: Path,
     write_json({'settings': asdict(settings), 'mae': config.to_dict(),
                 'train_bags': [b.name for b in train_bags],
                 'held_out_bags': [b.name for b in val_bags], 'machine': machine_description()},
-               out_dir / 'config.json')
+               out_dir / RUN_CONFIG)
     model = MultiViewMAE(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.05)
-    writer = SummaryWriter(str(out_dir / TENSORBOARD))
     start, rows, step = time.monotonic(), [], 0
     bar = tqdm(range(1, settings.steps + 1), desc='train MAE', disable=not show_progress)
-    with (out_dir / METRICS).open('w') as metrics:
+    with RunLog(out_dir, prefix='mae/', skip=('seconds',)) as log:
         for step in bar:
             indices = sample_clips(train, settings.batch, settings.clip, rng)
             masks = view_patch_masks(settings.batch, len(config.views), config.patches,
@@ -108,21 +108,18 @@ def train_mae(settings: MAETrainSettings, config: MAEConfig, out_dir: Path,
                        'held_out_reconstruction': held['reconstruction'],
                        'held_out_reward': held['reward']}
                 rows.append(row)
-                log_check(row, metrics, writer, 'mae')
+                log.log(row)
                 bar.set_postfix(held_out=f'{held["reconstruction"]:.4f}')
             if out_of_time:
                 break
-    writer.close()
-    model.eval()
-    save_checkpoint(out_dir / MAE_DIR, model, config.to_dict(), {}, MAE_KIND)
-    plot_curves(rows, out_dir / 'curves.png')
-    plot_reconstruction(model, held_out, out_dir / 'reconstruction.png', settings.seed)
-    summary = {'steps': step, 'seconds': round(time.monotonic() - start, 1),
-               'train_frames': len(train), 'held_out_frames': len(held_out),
-               'final': rows[-1], 'best_held_out_reconstruction':
-                   min(r['held_out_reconstruction'] for r in rows)}
-    write_json(summary, out_dir / 'summary.json')
-    return summary
+        model.eval()
+        save_checkpoint(out_dir / MAE_DIR, model, config.to_dict(), {}, MAE_KIND)
+        plot_curves(rows, out_dir / 'curves.png')
+        plot_reconstruction(model, held_out, out_dir / 'reconstruction.png', settings.seed)
+        return log.write_summary({
+            'steps': step, 'seconds': round(time.monotonic() - start, 1),
+            'train_frames': len(train), 'held_out_frames': len(held_out), 'final': rows[-1],
+            'best_held_out_reconstruction': min(r['held_out_reconstruction'] for r in rows)})
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:

@@ -9,7 +9,8 @@ A run is a folder (DESIGN.md section 5)::
     RUN/loss.png             loss curve
     RUN/checkpoint/          policy checkpoint with the EMA weights (DiffusionPolicy.save)
     RUN/training_state.pt    training weights, optimiser, LR schedule, EMA, RNG, step
-    RUN/summary.json         final loss, throughput and checkpoint path of the last session
+    RUN/summary.json         final loss, throughput, checkpoint path, date and machine of
+                             the last session
 
 Optimisation follows Chi et al. 2023: AdamW (betas 0.95/0.999, weight decay
 1e-6), cosine schedule with linear warm-up (``diffusers`` ``get_scheduler``),
@@ -22,10 +23,10 @@ saved step up to ``steps`` (a total, not a number of extra steps) with the
 saved policy config, normalisers, optimiser, schedule (rebuilt for the new
 total), EMA and random state; metrics logged after the saved step are dropped
 and later ones appended. Training settings left unset (None) are the run's
-own on a resume and :data:`TRAINING_DEFAULTS` otherwise; those given apply.
+own on a resume and :data:`TRAINING_DEFAULTS` otherwise; those given apply;
+the task, data folder and observations are the run's (:data:`RESUMABLE`).
 """
 
-import datetime
 import json
 from pathlib import Path
 import sys
@@ -35,15 +36,15 @@ from typing import Any, Mapping, Optional
 from diffusers.optimization import get_scheduler
 from matplotlib.figure import Figure
 import torch
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from visual_rl_stack.core.checkpoints import (atomic_torch_save, load_training_state,
                                               read_checkpoint_config)
 from visual_rl_stack.core.devices import autocast_context, resolve_device
-from visual_rl_stack.core.records import machine_description, write_json
-from visual_rl_stack.core.run_layout import (BC_KIND, CHECKPOINT, LOSS_PLOT, METRICS, PathLike,
-                                             RUN_CONFIG, SUMMARY, TENSORBOARD, TRAINING_STATE,
-                                             training_state_to_use)
+from visual_rl_stack.core.records import machine_description, now_iso, write_json
+from visual_rl_stack.core.run_layout import (BC_KIND, check_resumed_settings, CHECKPOINT,
+                                             LOSS_PLOT, METRICS, PathLike, RUN_CONFIG,
+                                             TRAINING_STATE, training_state_to_use)
+from visual_rl_stack.core.run_logs import RunLog
 from visual_rl_stack.data.dataset import BagDataset
 from visual_rl_stack.residual_policy.diffusion_bc.model.config import (DATA_FIELDS,
                                                                        DiffusionPolicyConfig)
@@ -52,7 +53,10 @@ from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import 
 from visual_rl_stack.residual_policy.diffusion_bc.model.normalization import MinMaxNormalizer
 
 from .bc_windows import BCWindows
-from .config import BCTrainSettings
+from .config import BCTrainSettings, TRAINING_DEFAULTS
+
+#: Settings a resumed run may be given anew; the task, data and observations are its own.
+RESUMABLE = ('steps', 'device', 'views', *TRAINING_DEFAULTS)
 
 
 def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
@@ -65,9 +69,10 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
     those the data decides (``DATA_FIELDS``). Raises ValueError or
     FileNotFoundError with a message naming the problem for a missing or empty
     data folder, bags of another task, an ``obs_mode`` whose images the bags
-    lack, a run folder that already holds a run (without ``resume``) or a
-    resume with nothing left to do. Unset (None) training settings are the
-    resumed run's own, or :data:`.config.TRAINING_DEFAULTS` for a new run.
+    lack, a run folder that already holds a run (without ``resume``), a
+    resume that changes more than :data:`RESUMABLE` or has nothing left to do.
+    Unset (None) training settings are the resumed run's own, or
+    :data:`.config.TRAINING_DEFAULTS` for a new run.
     """
     out_dir = Path(out_dir)
     own = {}
@@ -84,6 +89,8 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
     if fixed:
         raise ValueError(f'{", ".join(fixed)} come from the data and cannot be overridden')
     state_path = training_state_to_use(out_dir, resume, CHECKPOINT)
+    if own:
+        _check_resumed(out_dir, own, settings)
     dataset = load_episodes(data_dir, task, obs_mode, views)
     episodes = list(dataset.episodes())
     device_ = resolve_device(settings.device)
@@ -98,7 +105,7 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
         normalizers = fit_normalizers(config, probe.actions.numpy(), probe.states.numpy())
         start_step = 0
     else:
-        config, normalizers = _saved_policy_setup(saved, obs_mode, overrides, out_dir)
+        config, normalizers = _saved_policy_setup(saved, overrides, out_dir)
         start_step = int(saved['step'])
         if steps <= start_step:
             raise ValueError(f'run {out_dir} is already at step {start_step}; '
@@ -135,15 +142,12 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
 
     run_config = _run_config(out_dir, saved, settings, device_, config, windows, episodes)
     write_json(run_config, out_dir / RUN_CONFIG)
-    metrics_path = out_dir / METRICS
-    _truncate_metrics(metrics_path, start_step)
-    writer = SummaryWriter(str(out_dir / TENSORBOARD), purge_step=start_step + 1)
     checkpoint = out_dir / CHECKPOINT
     bar = tqdm(total=steps, initial=start_step, desc='train-bc', unit='step',
                disable=not progress)
     losses, interval_time, total_time, last = [], 0.0, 0.0, None
-    try:
-        with metrics_path.open('a') as metrics:
+    with RunLog(out_dir, prefix='train/', resumed_at=start_step) as log:
+        try:
             for step in range(start_step + 1, steps + 1):
                 started = time.perf_counter()
                 indices = torch.randint(0, len(windows), (batch_size,), generator=sampler)
@@ -164,22 +168,18 @@ def train_bc(settings: BCTrainSettings, out_dir: PathLike, resume: bool = False,
                     last = {'step': step, 'loss': sum(losses) / len(losses),
                             'lr': optimizer.param_groups[0]['lr'],
                             'samples_per_s': batch_size * len(losses) / interval_time}
-                    metrics.write(json.dumps(last) + '\n')
-                    metrics.flush()
-                    for key in ('loss', 'lr', 'samples_per_s'):
-                        writer.add_scalar(f'train/{key}', last[key], step)
+                    log.log(last)
                     bar.set_postfix(loss=f'{last["loss"]:.4f}')
                     losses, interval_time = [], 0.0
                 if step % checkpoint_every == 0 or step == steps:
                     _save(out_dir, policy, ema, optimizer, schedule, sampler, step)
-    finally:
-        bar.close()
-        writer.close()
-    samples_per_s = batch_size * (steps - start_step) / total_time
-    write_json({'steps': steps, 'steps_this_session': steps - start_step,
-                'final_loss': last['loss'], 'samples_per_s': samples_per_s,
-                'train_s': total_time, 'checkpoint': str(checkpoint),
-                'device': str(device_)}, out_dir / SUMMARY)
+        finally:
+            bar.close()
+        log.write_summary({'steps': steps, 'steps_this_session': steps - start_step,
+                           'final_loss': last['loss'],
+                           'samples_per_s': batch_size * (steps - start_step) / total_time,
+                           'train_s': total_time, 'checkpoint': str(checkpoint),
+                           'device': str(device_)})
     return checkpoint
 
 
@@ -222,14 +222,18 @@ def plot_loss(metrics_path: Path, out_path: Path) -> None:
     tmp.replace(out_path)
 
 
-def _saved_policy_setup(saved: dict, obs_mode: str, overrides: Mapping[str, Any],
-                        out_dir: Path) -> tuple[DiffusionPolicyConfig,
-                                                dict[str, MinMaxNormalizer]]:
+def _check_resumed(out_dir: Path, own: Mapping[str, Any], settings: BCTrainSettings) -> None:
+    """Refuse to resume a run on another task, data folder or observations."""
+    same_data = Path(own.get('data', '')).resolve() == Path(settings.data).resolve()
+    # The same folder spelt another way (relative, absolute) is the same data.
+    saved = {**own, 'data': settings.data if same_data else own.get('data')}
+    check_resumed_settings(out_dir, saved, settings, RESUMABLE)
+
+
+def _saved_policy_setup(saved: dict, overrides: Mapping[str, Any], out_dir: Path
+                        ) -> tuple[DiffusionPolicyConfig, dict[str, MinMaxNormalizer]]:
     """Return the saved run's policy config and normalisers; refuse conflicting settings."""
     config = DiffusionPolicyConfig.from_dict(saved['policy_config'])
-    if config.obs_mode != obs_mode:
-        raise ValueError(f'run {out_dir} was trained with obs_mode {config.obs_mode!r}, '
-                         f'not {obs_mode!r}')
     wanted = DiffusionPolicyConfig.from_dict({**config.to_dict(), **overrides})
     different = [k for k in overrides if getattr(wanted, k) != getattr(config, k)]
     if different:
@@ -244,8 +248,7 @@ def _run_config(out_dir: Path, saved: Optional[dict], settings: BCTrainSettings,
                 device: torch.device, config: DiffusionPolicyConfig, windows: BCWindows,
                 episodes: list) -> dict:
     """Return the run's config.json; a resumed run keeps its history of sessions."""
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    session = {'date': now, 'from_step': int(saved['step']) if saved else 0,
+    session = {'date': now_iso(), 'from_step': int(saved['step']) if saved else 0,
                'to_step': settings.steps,
                'command': ' '.join(sys.argv), 'device': str(device),
                'machine': machine_description()}
@@ -263,18 +266,6 @@ def _run_config(out_dir: Path, saved: Optional[dict], settings: BCTrainSettings,
             'action_mode': episodes[0].action_mode,
             'state_labels': [list(x) for x in episodes[0].state_labels],
             'policy': config.to_dict(), 'sessions': previous + [session]}
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines logged after ``step`` (work lost since the last checkpoint)."""
-    if not path.exists():
-        return
-    lines = [line for line in path.read_text().splitlines() if line]
-    kept = [line for line in lines if json.loads(line)['step'] <= step]
-    if len(kept) != len(lines):
-        tmp = path.with_name(f'.{path.name}.tmp')
-        tmp.write_text(''.join(line + '\n' for line in kept))
-        tmp.replace(path)
 
 
 def _save(out_dir: Path, policy: DiffusionPolicy, ema: Any, optimizer: torch.optim.Optimizer,
