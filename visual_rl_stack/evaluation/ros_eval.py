@@ -24,6 +24,7 @@ import os
 import time
 from typing import Any, Optional, Sequence
 
+from geometry_msgs.msg import PoseArray
 import rclpy
 from rclpy.context import Context
 from rclpy.duration import Duration
@@ -42,22 +43,59 @@ from visual_rl_stack.sim.tasks import make_task
 
 from .episodes import EpisodeResult, policy_sim_config, summarise_episodes
 
+#: Longest an episode waits for the affordance node's plan before running on without it.
+PLAN_TIMEOUT_S = 30.0
+
 
 class PolicyLoopDriver(LockstepClient):
     """A lockstep client that lets the policy node choose the commands, one step at a time."""
 
-    def __init__(self, policy_node: Any, **kwargs: Any) -> None:
-        """Spin ``policy_node`` on this client's executor; watch its arm commands."""
+    def __init__(self, policy_node: Any, watch_plans: bool = False, **kwargs: Any) -> None:
+        """
+        Spin ``policy_node`` on this client's executor; watch its arm commands.
+
+        With ``watch_plans`` the driver also watches the affordance node's
+        keypoints, so an episode can wait for its plan (:meth:`wait_for_plan`).
+        """
         super().__init__(**kwargs)
         self.policy_node = policy_node
         self.executor_.add_node(policy_node)
         self._command_stamps: list[float] = []
+        self._plans: list[bool] = []  # per keypoints message: did it hold waypoints
         for topic, publisher in policy_node.arm_pubs.items():
             if topic != topics.GRIPPER_COMMAND:
                 self.create_subscription(publisher.msg_type, topic, self._on_command,
                                          topics.RELIABLE_QOS)
+        if watch_plans:
+            self.create_subscription(PoseArray, topics.AFFORDANCE_KEYPOINTS,
+                                     lambda msg: self._plans.append(bool(msg.poses)),
+                                     topics.LATCHED_QOS)
         self.activate_client = self.create_client(
             SetBool, f'/{policy_node.get_name()}/activate')
+
+    def plans_seen(self) -> int:
+        """Return how many keypoint messages arrived so far (mark it before a reset)."""
+        return len(self._plans)
+
+    def wait_for_plan(self, mark: int, timeout: float = PLAN_TIMEOUT_S) -> bool:
+        """
+        Wait until the episode begun after ``mark`` has its plan; False after ``timeout`` s.
+
+        A new episode first clears the keypoints (an empty message), then
+        publishes its plan; in lockstep the simulator waits meanwhile, as it
+        waits for the policy, so a slow keypoint model does not leave the
+        first steps with the sparse reward only. No plan (a backend that
+        failed) ends the wait at ``timeout`` and the episode runs on.
+        """
+        def planned() -> bool:
+            after = self._plans[mark:]
+            return False in after and True in after[after.index(False):]
+        deadline = time.monotonic() + timeout
+        while not planned():
+            if time.monotonic() > deadline:
+                return False
+            self.executor_.spin_once(timeout_sec=0.01)
+        return True
 
     def command_publishers(self) -> list[Any]:
         """Return the policy node's command publishers (they drive the simulator here)."""
@@ -191,12 +229,13 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
         runner.check_compatible(task, runner.action_mode or 'delta')
         runner.reseed(seed_start)
         with GraphRunner('sim', graph_overrides(task, runner, extra_views), context):
-            driver = PolicyLoopDriver(node, context=context, timeout=timeout,
+            plans = finetune is not None and finetune.reward_topic == topics.DENSE_REWARD
+            driver = PolicyLoopDriver(node, watch_plans=plans, context=context, timeout=timeout,
                                       control_hz=control_hz)
             bar = tqdm(range(seed_start, seed_start + episodes), disable=not progress,
                        desc=f'eval via ROS {task}/{policy}')
             for seed in bar:
-                results.append(_episode(driver, task, seed, limit))
+                results.append(_episode(driver, task, seed, limit, plans))
                 bar.set_postfix(success=f'{sum(r.success for r in results)}/{len(results)}')
             if node.learner is not None:
                 node.end_learning_episode()  # the last episode's update
@@ -213,7 +252,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
     return {**result, 'via_ros': True}
 
 
-def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int) -> EpisodeResult:
+def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int,
+             watch_plans: bool = False) -> EpisodeResult:
     """
     Run one episode through the graph (see the module doc).
 
@@ -221,10 +261,15 @@ def _episode(driver: PolicyLoopDriver, task: str, seed: int, limit: int) -> Epis
     observation's reward pays for the last executed action (fine-tuning), and
     the policy's step count no longer depends on whether its callback ran
     before the episode was summarised (one unexecuted step per episode).
+    With ``watch_plans`` the first step waits for the affordance node's plan.
     """
     start = time.perf_counter()
     driver.set_active(False)
+    mark = driver.plans_seen()
     obs = driver.reset(task=task, seed=seed)
+    if watch_plans and not driver.wait_for_plan(mark):
+        driver.get_logger().warning(f'no keypoint plan for seed {seed} within '
+                                    f'{PLAN_TIMEOUT_S:.0f} s; the dense reward is sparse only')
     driver.set_active(True)
     total, steps = 0.0, 0
     while steps < limit and not obs.success:
