@@ -194,3 +194,13 @@ def test_a_stopped_evaluation_reports_the_finished_episodes(bags, ros_context, t
     assert 1 <= finished < 10 and document['summary']['failed'] == [], output
     assert f'after {finished} of 10 bags' in document['interrupted']
     assert document['interrupted'] in (out / 'report.md').read_text()
+
+
+def test_nothing_replayed_exits_non_zero_with_the_reasons(bags, tmp_path, capsys):
+    from visual_rl_stack.cli.main import main
+    shutil.copytree(bags / 'lift_truncated', tmp_path / 'bad' / 'lift_truncated')
+    code = main(['replay-eval', '--bags', str(tmp_path / 'bad'), '--policy', 'bc_state_lift',
+                 '--out', str(tmp_path / 'out'), '--no-progress'])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert 'no episode could be replayed' in err and 'truncated or corrupt' in err

@@ -46,4 +46,11 @@ def main(args: argparse.Namespace) -> int:
                               deployed_limits=args.deployed_limits)
     document = replay_evaluate(args.bags, settings, args.out, progress=not args.no_progress,
                                command=shlex.join(['vrl', *sys.argv[1:]]))
-    return INTERRUPTED_EXIT if 'interrupted' in document else 0
+    if 'interrupted' in document:
+        return INTERRUPTED_EXIT
+    if not document['summary']['replayed']:
+        reasons = '; '.join(f'{e["episode"]}: {e["error"]}' for e in document['episodes']
+                            if 'error' in e)
+        print(f'replay-eval: no episode could be replayed ({reasons})', file=sys.stderr)
+        return 1
+    return 0
