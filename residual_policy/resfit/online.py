@@ -38,7 +38,6 @@ import json
 from pathlib import Path
 import shutil
 import threading
-import time
 from typing import Optional
 
 import numpy as np
@@ -282,13 +281,11 @@ class OnlineResFiTLearner:
     def save(self) -> None:
         """Write the networks, training state and buffer (consistent with each other)."""
         with self._learning, self._lock:
-            started = time.perf_counter()
             ResFiTAgent.from_learner(self.learner).save(self.out_dir / RESIDUAL)
             self.buffer.save(self.out_dir / REPLAY_FILE)
             atomic_torch_save({'learner': self.learner.training_state(), 'steps': self.steps,
                                'episodes': self.episodes, 'credit': self._credit},
                               self.out_dir / STATE_FILE)
-            self.save_seconds = time.perf_counter() - started
 
     def close(self) -> None:
         """Stop the update thread and save: nothing collected is lost."""

@@ -90,11 +90,10 @@ class PolicyLoopDriver(LockstepClient):
         def planned() -> bool:
             after = self._plans[mark:]
             return False in after and True in after[after.index(False):]
-        deadline = time.monotonic() + timeout
-        while not planned():
-            if time.monotonic() > deadline:
-                return False
-            self.executor_.spin_once(timeout_sec=0.01)
+        try:
+            self._spin_until(planned, 'the keypoint plan', timeout)
+        except TimeoutError:
+            return False
         return True
 
     def command_publishers(self) -> list[Any]:

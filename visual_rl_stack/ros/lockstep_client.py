@@ -84,8 +84,9 @@ class LockstepClient(Node):
     def _on_instruction(self, msg: String) -> None:
         self.instruction = msg.data
 
-    def _spin_until(self, done: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + self.timeout
+    def _spin_until(self, done: Callable[[], bool], what: str,
+                    timeout: Optional[float] = None) -> None:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while not done():
             if time.monotonic() > deadline:
                 raise TimeoutError(f'lockstep client: timed out waiting for {what}')
