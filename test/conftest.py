@@ -3,6 +3,7 @@
 import itertools
 import os
 import random
+import subprocess
 import time
 from typing import Callable, Iterator
 
@@ -10,6 +11,7 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import Executor
+from rclpy.node import Node
 
 _DOMAIN_IDS = itertools.count(random.Random(os.getpid()).randrange(1, 60))
 
@@ -27,6 +29,24 @@ def ros_context() -> Iterator[Context]:
     try:
         yield context
     finally:
+        context.try_shutdown()
+
+
+def wait_until_on_graph(names: set[str], domain_id: int, process: subprocess.Popen,
+                        timeout: float = 90.0) -> bool:
+    """Return whether every node in ``names`` appears on ``domain_id`` before ``process`` ends."""
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    probe = Node('graph_probe', context=context)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            if names <= set(probe.get_node_names()):
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        probe.destroy_node()
         context.try_shutdown()
 
 

@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from .graph import graph as find_graph, GraphSpec, NodeSpec
-from .shutdown import ending_on_shutdown, init_process_context
+from .shutdown import ending_on_shutdown, ignoring_interrupts, init_process_context
 
 Overrides = dict[str, dict[str, Any]]
 
@@ -43,25 +43,29 @@ def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None) -> i
     Run one node on a SingleThreadedExecutor until Ctrl-C: a node's ``main()``.
 
     The executor is made before the node announces itself, so an early Ctrl-C
-    lands in the handled region; invalid parameters (ValueError) print their
-    message and return 1.
+    lands in the handled region, as does one while the node is being built
+    (a model loading); invalid parameters (ValueError) print their message
+    and return 1. Closing is not interrupted by a second Ctrl-C.
     """
     rclpy.init(args=args)
     executor = SingleThreadedExecutor()
+    node = None
     try:
-        node = factory()
-    except ValueError as error:
-        print(str(error), file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        executor.add_node(node)
         with ending_on_shutdown(executor.context):
+            node = factory()
+            executor.add_node(node)
             executor.spin()
+    except ValueError as error:
+        if node is not None:
+            raise
+        print(str(error), file=sys.stderr)
+        return 1
     finally:
-        shutdown_executor(executor)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        with ignoring_interrupts():
+            shutdown_executor(executor)
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
     return 0
 
 
@@ -71,20 +75,26 @@ def run_node_until(factory: Callable[[Context], Node], spin: Callable[[Node, Con
     Run one node that drives its own loop (``spin``) until it returns or Ctrl-C: a ``main()``.
 
     Invalid parameters (ValueError from ``factory``) print their message and
-    return 2; the node is destroyed and the context shut down however it ends.
+    return 2; the node is destroyed and the context shut down however it
+    ends, without a second Ctrl-C interrupting that.
     """
     context = init_process_context(args)
+    node = None
     try:
-        node = factory(context)
+        with ending_on_shutdown(context):
+            node = factory(context)
+        if node is not None:
+            spin(node, context)
     except ValueError as error:
+        if node is not None:
+            raise
         print(error, file=sys.stderr)
-        context.try_shutdown()
         return 2
-    try:
-        spin(node, context)
     finally:
-        node.destroy_node()
-        context.try_shutdown()
+        with ignoring_interrupts():
+            if node is not None:
+                node.destroy_node()
+            context.try_shutdown()
     return 0
 
 

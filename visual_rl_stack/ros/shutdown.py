@@ -1,6 +1,8 @@
 """The ways spinning a node ends on Ctrl-C or shutdown, handled in one place."""
 
 from contextlib import contextmanager
+import signal
+import threading
 from typing import Iterator, Optional
 
 import rclpy
@@ -43,3 +45,25 @@ def ending_on_shutdown(context: Context) -> Iterator[None]:
     except rclpy_implementation.RCLError:
         if context.ok():
             raise
+
+
+@contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    """
+    Ignore Ctrl-C (SIGINT) inside, in the main thread: a node closing.
+
+    A terminal's Ctrl-C reaches every process ``ros2 launch`` started, and
+    launch then sends each its own SIGINT: the second one used to land in
+    ``destroy_node`` as a KeyboardInterrupt traceback and a non-zero exit.
+    The previous handler is restored after (Python's own when it was set
+    outside Python, as rclpy's is).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None
+                      else signal.default_int_handler)

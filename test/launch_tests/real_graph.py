@@ -1,0 +1,57 @@
+"""``real.launch.py`` with no camera driver running: the nodes wait and say what for."""
+
+import unittest
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from launch_probe import assert_clean_exit, GraphProbe, launch_file_description
+import launch_testing
+import launch_testing.markers
+from visual_rl_stack.ros import topics
+
+DOMAIN_ID = 153
+NODES = {'camera_node', 'affordance_node', 'world_model_node'}
+
+
+@launch_testing.markers.keep_alive
+def generate_test_description():
+    """Start the real-robot graph alone."""
+    return launch_file_description('real.launch.py', {}, DOMAIN_ID)
+
+
+class TestRealGraph(unittest.TestCase):
+    """config/real_graph.yaml is applied, topics are remapped onto the drivers', nodes wait."""
+
+    def setUp(self):
+        self.probe = GraphProbe(DOMAIN_ID)
+
+    def tearDown(self):
+        self.probe.close()
+
+    def test_parameters_remappings_and_the_waiting_diagnostic(self):
+        probe = self.probe
+        diagnostics = probe.watch(topics.DIAGNOSTICS, DiagnosticArray)
+        self.assertLessEqual(NODES, probe.wait_for_nodes(NODES))
+        # Both differ from the camera node's defaults (three cameras, poses from topics).
+        self.assertEqual(probe.parameters('camera_node', ['cameras', 'use_pose_topics']),
+                         {'cameras': ['front', 'side'], 'use_pose_topics': False})
+        self.assertEqual(probe.parameters('world_model_node', ['state_source']),
+                         {'state_source': 'world_model'})
+        subscribed = dict(probe.node.get_subscriber_names_and_types_by_node('camera_node', '/'))
+        self.assertIn('/camera_front/color/image_raw', subscribed)
+        self.assertIn('/camera_side/aligned_depth_to_color/image_raw', subscribed)
+        self.assertNotIn(topics.color_topic('front'), subscribed)
+
+        def waiting() -> bool:
+            return any(status.level == DiagnosticStatus.WARN and 'waiting for the camera drivers'
+                       in status.message and '/camera_front/color/image_raw' in status.message
+                       for array in diagnostics for status in array.status)
+        self.assertTrue(probe.spin_until(waiting, 30.0),
+                        [s.message for a in diagnostics for s in a.status])
+
+
+@launch_testing.post_shutdown_test()
+class TestRealShutdown(unittest.TestCase):
+    """Launch's SIGINT ends every node with exit 0 and no traceback."""
+
+    def test_every_process_exits_cleanly(self, proc_info, proc_output):
+        assert_clean_exit(proc_info, proc_output)
