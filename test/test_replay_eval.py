@@ -204,3 +204,12 @@ def test_nothing_replayed_exits_non_zero_with_the_reasons(bags, tmp_path, capsys
     assert code == 1
     err = capsys.readouterr().err
     assert 'no episode could be replayed' in err and 'truncated or corrupt' in err
+
+
+def test_a_stop_while_the_nodes_start_reports_instead_of_raising(bags, ros_context, tmp_path):
+    # SIGTERM during start-up shuts the context down before the first node exists.
+    ros_context.shutdown()
+    document = replay_evaluate(bags, ReplaySettings(policy='bc_state_lift'), tmp_path,
+                               progress=False, context=ros_context)
+    assert document['episodes'] == [] and 'after 0 of' in document['interrupted']
+    assert (tmp_path / 'summary.json').is_file()

@@ -54,7 +54,7 @@ from visual_rl_stack.sim.cameras import CameraFrame
 from visualization_msgs.msg import Marker, MarkerArray
 
 from .affordance import WAYPOINT_ORDER
-from .backends import open_backend
+from .backends import backend_opener
 from .dense_reward import RewardSettings
 from .episode_affordance import EpisodeAffordance, ERROR, OK, Plan, WARN
 from .frames import frame_from_messages
@@ -127,7 +127,7 @@ class AffordanceNode(Node):
         self._max_invalid = values['max_invalid_depth_fraction']
         backend, model = values['backend'], values['model_path']
         self.core = EpisodeAffordance(
-            lambda: open_backend(backend, model or None), backend, self.views,
+            backend_opener(backend, model or None), backend, self.views,
             RewardSettings(epsilon=values['epsilon'], alpha=values['alpha'],
                            potential=values['potential'], gamma=values['gamma']),
             max_attempts=values['max_attempts'], log_path=values['log_path'] or None)

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from visual_rl_stack.sim.scene import StepResult, TabletopSim
 
-from .backends import open_backend
+from .backends import backend_opener
 from .dense_reward import RewardSettings
 from .episode_affordance import EpisodeAffordance, Plan
 from .frames import render_views
@@ -86,7 +86,7 @@ def kagi_reward(task: Optional[str] = None, backend: str = DEFAULT_BACKEND,
     ``task`` is accepted for the registry's signature; the instruction comes
     from the simulator at every reset.
     """
-    episode = EpisodeAffordance(lambda: open_backend(backend, model or None), backend, views,
+    episode = EpisodeAffordance(backend_opener(backend, model or None), backend, views,
                                 RewardSettings(**settings),
                                 log_path=None if log_path is None else Path(log_path))
     return KagiReward(episode, width, height)

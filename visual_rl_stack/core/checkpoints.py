@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from typing import Callable, Optional, Union
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 import torch
 from torch import nn
@@ -90,17 +91,32 @@ def load_checkpoint(path: PathLike, build_fn: BuildFn, kind: Optional[str] = Non
     """
     config, normalization = read_checkpoint_config(path, kind)
     model = build_fn(config, normalization)
-    tensors = load_file(str(Path(path) / WEIGHTS_FILE))
+    tensors = read_weights(path)
     _check_state_matches(model.state_dict(), tensors, Path(path))
     model.load_state_dict(tensors, strict=True)
     return model.to(device)
+
+
+def read_weights(path: PathLike) -> dict[str, torch.Tensor]:
+    """
+    Return the tensors of a checkpoint folder's weights file.
+
+    A truncated or corrupt file (an interrupted copy or download) raises
+    ValueError naming the file, instead of safetensors' own error.
+    """
+    weights = Path(path) / WEIGHTS_FILE
+    try:
+        return load_file(str(weights))
+    except SafetensorError as error:
+        raise ValueError(f'{weights} is not a readable safetensors file ({error}): it is '
+                         'truncated or corrupt; copy the model again or retrain it') from None
 
 
 def same_checkpoint(first: PathLike, second: PathLike) -> bool:
     """Return whether two checkpoint folders hold the same model: config, statistics, weights."""
     if read_checkpoint_config(first) != read_checkpoint_config(second):
         return False
-    a, b = (load_file(str(Path(path) / WEIGHTS_FILE)) for path in (first, second))
+    a, b = (read_weights(path) for path in (first, second))
     return a.keys() == b.keys() and all(
         a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
 

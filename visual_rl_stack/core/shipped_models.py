@@ -27,10 +27,10 @@ import shutil
 import tempfile
 from typing import Optional
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 import torch
 
-from .checkpoints import CONFIG_FILE, NORMALIZATION_FILE, WEIGHTS_FILE
+from .checkpoints import CONFIG_FILE, NORMALIZATION_FILE, read_weights, WEIGHTS_FILE
 from .package_files import share_folder, source_folder
 from .run_layout import (CHECKPOINT, MODEL_CARD, PathLike, RESIDUAL, RESIDUAL_KINDS, RUN_CONFIG,
                          run_kind)
@@ -219,7 +219,7 @@ def add_model(run: PathLike, name: str, evaluation: Optional[dict] = None,
         (staging / CHECKPOINT).mkdir()
         dtype = WEIGHT_DTYPES[weights_dtype]
         tensors = {k: v.to(dtype) if v.is_floating_point() else v
-                   for k, v in load_file(str(checkpoint / WEIGHTS_FILE)).items()}
+                   for k, v in read_weights(checkpoint).items()}
         save_file(tensors, str(staging / CHECKPOINT / WEIGHTS_FILE),
                   metadata={'kind': 'diffusion_policy', 'stored_dtype': weights_dtype})
         for extra in (CONFIG_FILE, NORMALIZATION_FILE):

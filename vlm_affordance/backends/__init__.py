@@ -8,6 +8,7 @@ code on the Hub), though :func:`..replies.parse_molmo_points` reads its replies.
 """
 
 import importlib
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..affordance import AffordanceBackend
@@ -35,9 +36,41 @@ BACKENDS: dict[str, Factory] = {
 }
 
 
+#: Backends with no default model: they need a local folder (nothing is downloaded at run time).
+NEED_MODEL_FOLDER = ('florence2', 'paligemma', 'qwen2_5_vl')
+
+
+def backend_problem(name: str, path: Optional[str] = None) -> str:
+    """Return why backend ``name`` cannot open from ``path`` before loading anything ('' if it can)."""
+    if name not in BACKENDS:
+        return (f'unknown affordance backend {name!r}; known backends: '
+                f'{", ".join(sorted(BACKENDS))}')
+    if name in NEED_MODEL_FOLDER and not path:
+        return (f'affordance backend {name!r} needs a local model folder (--model DIR, or the '
+                'node parameter model_path): no weights are downloaded at run time')
+    if name in NEED_MODEL_FOLDER and not Path(path).is_dir():
+        return f'affordance backend {name!r}: model folder {path} does not exist'
+    return ''
+
+
 def open_backend(name: str, path: Optional[str] = None, **options: Any) -> AffordanceBackend:
     """Return backend ``name`` loaded from the local model folder ``path`` (its default: None)."""
-    if name not in BACKENDS:
-        raise ValueError(f'unknown affordance backend {name!r}; known backends: '
-                         f'{", ".join(sorted(BACKENDS))}')
+    problem = backend_problem(name, path)
+    if problem:
+        raise ValueError(problem)
     return BACKENDS[name](path, **options)
+
+
+def backend_opener(name: str, path: Optional[str] = None,
+                   **options: Any) -> Callable[[], AffordanceBackend]:
+    """
+    Return a function that opens backend ``name`` later (a model loads slowly, off the caller).
+
+    What can be checked without loading (the name, a needed model folder)
+    raises ValueError now, so a command or node fails at start-up instead
+    of running on with the sparse reward alone.
+    """
+    problem = backend_problem(name, path)
+    if problem:
+        raise ValueError(problem)
+    return lambda: open_backend(name, path, **options)

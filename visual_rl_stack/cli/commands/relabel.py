@@ -41,12 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Relabel the bags and print one line per episode."""
-    from visual_rl_stack.vlm_affordance.backends import open_backend
+    from visual_rl_stack.vlm_affordance.backends import backend_opener
     from visual_rl_stack.vlm_affordance.dense_reward import RewardSettings
     from visual_rl_stack.vlm_affordance.episode_affordance import EpisodeAffordance
     from visual_rl_stack.vlm_affordance.relabel_bags import relabel_folder
     episode = EpisodeAffordance(
-        lambda: open_backend(args.backend, args.model), args.backend, args.views,
+        backend_opener(args.backend, args.model), args.backend, args.views,
         RewardSettings(epsilon=args.epsilon, alpha=args.alpha, potential=args.potential),
         log_path=args.log)
     rows = relabel_folder(args.bags, args.out, episode)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from rclpy.context import Context
+from rclpy.exceptions import NotInitializedException
 from tqdm import tqdm
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
 from visual_rl_stack.data.bags import BagError, find_bags
@@ -98,8 +99,10 @@ def _evaluate_bag(bag: Path, settings: ReplaySettings, policy: Optional[object],
                  'error': f'nothing to evaluate on this bag ({reasons})'}, EpisodeSeries(), {})
     try:
         trace = replay_episode(episode, components, settings, context)
-    except (ValueError, ImportError, RuntimeError, TimeoutError, BagError) as error:
-        # A node that cannot start on this bag (its parameters, its model) fails this episode.
+    except (ValueError, ImportError, RuntimeError, TimeoutError, BagError,
+            NotInitializedException) as error:
+        # A node that cannot start on this bag (its parameters, its model) fails this episode;
+        # one refused because SIGTERM or Ctrl-C shut the context down during start-up stops.
         if not context.ok():
             return None
         return ({'episode': episode.name, 'bag': str(bag),
