@@ -271,7 +271,11 @@ class SimNode(Node):
         self.get_logger().info(
             f'{self.values["mode"]} simulator: task {cfg.task}, cameras '
             f'{[c.name for c in cfg.cameras]} at {self.values["image_width"]}x'
-            f'{self.values["image_height"]}, {cfg.control_hz:g} Hz control')
+            f'{self.values["image_height"]}, {cfg.control_hz:g} Hz control'
+            + ('; waiting for /sim/step: time advances one control step per call (`vrl call '
+               'step --count N`, `ros2 service call /sim/step std_srvs/srv/Trigger`, or a '
+               'lockstep driver such as `vrl eval --via-ros`)'
+               if self.values['mode'] == 'lockstep' else ''))
 
     def _create_interfaces(self, cameras: list[str]) -> None:
         """Create publishers, subscriptions and services."""

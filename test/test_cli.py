@@ -47,7 +47,7 @@ def test_unknown_task_and_policy_are_clear_errors(capsys):
 
 
 #: Every documented command, by its exact name.
-DOCUMENTED = ('eval', 'collect', 'record', 'bringup', 'bench', 'demo', 'train-bc',
+DOCUMENTED = ('eval', 'collect', 'record', 'bringup', 'call', 'bench', 'demo', 'train-bc',
               'train-residual', 'distill', 'models', 'relabel', 'train-affordance', 'affordance',
               'curves', 'reward-quality', 'stages', 'keyframes', 'train-world-model',
               'train-horizon', 'play', 'replay-eval')

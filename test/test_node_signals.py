@@ -1,4 +1,4 @@
-"""Every node's ``main`` ends with exit 0 and no traceback on SIGINT (Ctrl-C) and SIGTERM (kill)."""
+"""Every node's ``main`` ends with exit 0, no traceback, on SIGINT (Ctrl-C) and SIGTERM (kill)."""
 
 import os
 import signal
@@ -16,7 +16,8 @@ NODES = {
     'camera_node': ('visual_rl_stack.perception.camera_node', ['-p', 'cameras:=[front]']),
     'affordance_node': ('visual_rl_stack.vlm_affordance.affordance_node', []),
     'world_model_node': ('visual_rl_stack.world_model.world_model_node', []),
-    'policy_node': ('visual_rl_stack.residual_policy.policy_node', ['-p', 'policy:=bc_state_lift']),
+    'policy_node': ('visual_rl_stack.residual_policy.policy_node',
+                    ['-p', 'policy:=bc_state_lift']),
 }
 
 

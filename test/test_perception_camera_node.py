@@ -187,7 +187,8 @@ def run_main(*ros_args, interrupt_after=None):
     """Run ``camera_node`` in its own process; return (exit code, output)."""
     env = {**os.environ, 'ROS_DOMAIN_ID': str(next_domain_id()), 'PYTHONUNBUFFERED': '1'}
     process = subprocess.Popen(
-        [sys.executable, '-c', 'import sys; from visual_rl_stack.perception.camera_node import main; sys.exit(main())',
+        [sys.executable, '-c', 'import sys; from visual_rl_stack.perception.camera_node '
+         'import main; sys.exit(main())',
          '--ros-args', *ros_args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     output = []

@@ -59,3 +59,18 @@ def test_separate_process_steps_publishes_and_exits_cleanly_on_sigint(
     output, _ = sim_process.communicate(timeout=15)
     assert sim_process.returncode == 0, output
     assert 'Traceback' not in output, output
+
+
+def test_vrl_call_steps_and_resets_and_names_a_missing_service(
+        ros_context: Context, sim_process: subprocess.Popen, monkeypatch, capsys):
+    from visual_rl_stack.cli.main import main
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(ros_context.get_domain_id()))
+    assert main(['call', 'step', '--count', '2', '--timeout', '30']) == 0
+    assert main(['call', 'reset']) == 0
+    assert main(['call', 'activate', '--timeout', '1']) == 1
+    out, err = capsys.readouterr()
+    assert '/sim/step: ok (2 calls)' in out and '/sim/reset: ok' in out
+    assert 'no /policy_node/activate service within 1 s' in err
+    sim_process.send_signal(signal.SIGINT)
+    output, _ = sim_process.communicate(timeout=15)
+    assert 'waiting for /sim/step' in output

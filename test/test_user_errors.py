@@ -10,7 +10,7 @@ from visual_rl_stack.vlm_affordance.backends import backend_opener, open_backend
 
 @pytest.fixture
 def corrupt_policy(tmp_path):
-    """A copy of the shipped lift BC whose weights file was cut short (an interrupted copy)."""
+    """Return a copy of the shipped lift BC whose weights were cut short (an interrupted copy)."""
     policy = tmp_path / 'bc'
     shutil.copytree(resolve_policy('bc_state_lift'), policy)
     weights = policy / 'checkpoint' / 'model.safetensors'

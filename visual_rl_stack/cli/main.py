@@ -24,6 +24,8 @@ COMMANDS = {
     'record': ('record', 'record ROS topics to a rosbag2 (MCAP) bag until Ctrl-C'),
     'play': ('play', 'play rosbag2 bags onto DDS at their recorded timing, or in lockstep'),
     'bringup': ('bringup', 'run a node graph (sim, real, replay) in one process'),
+    'call': ('call', 'activate or deactivate the policy node, step or reset a lockstep '
+             'simulator (the ros2 service calls, without ros2)'),
     'bench': ('bench', 'measure simulator, ROS and perception throughput and latency'),
     'demo': ('demo', 'the main job: expert episodes through the ROS graph, bags and a report'),
     'train-bc': ('train_bc', 'behaviour-clone a diffusion policy from a folder of expert bags'),

@@ -41,7 +41,7 @@ NEED_MODEL_FOLDER = ('florence2', 'paligemma', 'qwen2_5_vl')
 
 
 def backend_problem(name: str, path: Optional[str] = None) -> str:
-    """Return why backend ``name`` cannot open from ``path`` before loading anything ('' if it can)."""
+    """Return why backend ``name`` cannot open from ``path`` (checked without loading), or ''."""
     if name not in BACKENDS:
         return (f'unknown affordance backend {name!r}; known backends: '
                 f'{", ".join(sorted(BACKENDS))}')
