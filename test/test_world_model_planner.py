@@ -96,6 +96,41 @@ def test_without_a_scene_objects_get_canonical_names():
     assert plan.to_dict()['stages'][10]['name'] == 'place blue cube on green cube'
 
 
+#: Instructions that refer back with "one" (or a bare colour), each with its explicit twin.
+REFERRING_BACK = [
+    ('stack the green block on the red one', 'stack the green cube on the red cube'),
+    ('put the green cube on top of the red one', 'put the green cube on the red cube'),
+    ('pick up the green cube and put it on the red one',
+     'pick up the green cube and put it on the red cube'),
+    ('stack the green block on the red one, then the blue on the green',
+     'stack the green cube on the red cube, then the blue cube on the green cube'),
+    ('first the green cube on the red one, then the blue one on the green one',
+     'first the green cube on the red cube, then the blue cube on the green cube'),
+    ('push the blue block onto the yellow circle, then the red one onto the green one',
+     'push the blue cube onto the yellow circle, then the red cube onto the green circle'),
+    ('put the red peg into the yellow hole, then the blue one into the green one',
+     'put the red peg into the yellow hole, then the blue peg into the green hole'),
+]
+
+
+@pytest.mark.parametrize('text, explicit', REFERRING_BACK)
+def test_one_without_a_scene_is_the_kind_named_before_it(text, explicit):
+    assert parse_instruction(text).goals == parse_instruction(explicit).goals
+
+
+def test_every_paraphrase_referring_back_plans_the_same_without_the_scene(scenes):
+    referring = [(task, text, goals) for task, text, goals in PARAPHRASES
+                 if ' one' in text or 'the blue on' in text]
+    assert referring
+    for task, text, goals in referring:
+        assert parse_instruction(text).goals == goals, text
+
+
+def test_one_with_nothing_named_before_it_is_refused_saying_so():
+    with pytest.raises(PlanError, match="'green one' names no kind of object, nothing before"):
+        parse_instruction('pick up the green one')
+
+
 @pytest.mark.parametrize('task, text, says', [
     ('stack', 'make me a sandwich', 'no action on an object'),
     ('stack', 'put the red cube next to the green cube', "'next to' is not supported"),

@@ -163,6 +163,8 @@ class Grounder:
     def __init__(self, scene: Optional[Sequence[SceneObject]]):
         """Ground in ``scene`` (None: accept any '<colour> <kind>')."""
         self.scene = None if scene is None else list(scene)
+        #: role -> kind of the object last named in it ("the green one" refers back to it).
+        self.last_kind: dict[str, str] = {}
 
     def name(self, mention: Mention, previous: Optional[str], role: str) -> str:
         """Return the object name ``mention`` refers to, or raise saying why it cannot."""
@@ -171,10 +173,15 @@ class Grounder:
                 raise PlanError(f'"it" as the {role} refers to nothing said before')
             return previous
         if self.scene is None:
-            if not mention.kind:
-                raise PlanError(f'{mention.text()!r} names no kind of object, and no scene is '
-                                f'known to tell which one it is')
-            return ' '.join(w for w in (mention.colour, mention.kind) if w)
+            # "the green one" is of the kind last named in the same role (the destination
+            # before), else of the object it goes with, as a person reads it.
+            kind = (mention.kind or self.last_kind.get(role)
+                    or (previous.split()[-1] if previous else ''))
+            if not kind:
+                raise PlanError(f'{mention.text()!r} names no kind of object, nothing before it '
+                                'does, and no scene is known to tell which one it is')
+            self.last_kind[role] = kind
+            return ' '.join(w for w in (mention.colour, kind) if w)
         fits = [o.name for o in self.scene
                 if (not mention.kind or o.kind == mention.kind)
                 and (not mention.colour or o.colour == mention.colour)]
