@@ -26,7 +26,7 @@ def test_every_graph_is_well_formed():
     assert [n.name for n in graphs.graph('real').nodes] == ['camera_node', 'affordance_node',
                                                             'world_model_node']
     assert [n.name for g in graphs.GRAPHS.values() for n in g.nodes if n.switch] == [
-        'affordance_node', 'world_model_node', 'affordance_node', 'world_model_node']
+        'camera_node', 'affordance_node', 'world_model_node'] * 2 + ['camera_node']
     with pytest.raises(ValueError, match='known graphs: sim, real, replay'):
         graphs.graph('moon')
 

@@ -142,6 +142,11 @@ def graph_overrides(task: str, runner: Policy,
     return {'sim_node': sim, 'camera_node': camera}
 
 
+def unused_nodes(runner: Policy) -> tuple[str, ...]:
+    """Return the graph's nodes a policy run leaves out: the camera node for a state policy."""
+    return () if runner.uses_images else ('camera_node',)
+
+
 def simulator_speed_limits(control_hz: float) -> dict[str, float]:
     """
     Return safety-filter speed limits equal to what the simulator clamps a step to anyway.
@@ -227,7 +232,8 @@ def evaluate_via_ros(task: str, policy: str, episodes: int, seed_start: int,
         runner = node.runner
         runner.check_compatible(task, runner.action_mode or 'delta')
         runner.reseed(seed_start)
-        with GraphRunner('sim', graph_overrides(task, runner, extra_views), context):
+        with GraphRunner('sim', graph_overrides(task, runner, extra_views), context,
+                         without=unused_nodes(runner)):
             plans = finetune is not None and finetune.reward_topic == topics.DENSE_REWARD
             driver = PolicyLoopDriver(node, watch_plans=plans, context=context, timeout=timeout,
                                       control_hz=control_hz)

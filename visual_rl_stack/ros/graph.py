@@ -106,9 +106,11 @@ def real_camera_remappings(cameras: tuple[str, ...] = CAMERAS) -> tuple[tuple[st
 
 SIM_NODE = NodeSpec(executable='sim_node', name='sim_node', param_file='sim_node.yaml',
                     factory=f'{PACKAGE}.sim.sim_node:SimNode', owns_clock=True)
+#: Tiled views and fused clouds; ``camera:=false`` (launch) or ``--without camera_node``
+#: leaves it out (a state policy's run renders no camera for it).
 CAMERA_NODE = NodeSpec(executable='camera_node', name='camera_node',
                        param_file='sim_graph.yaml',
-                       factory=f'{PACKAGE}.perception.camera_node:CameraNode')
+                       factory=f'{PACKAGE}.perception.camera_node:CameraNode', switch='camera')
 #: KAGI keypoints and dense reward; ``affordance:=false`` (launch) or ``--without
 #: affordance_node`` (``vrl bringup``) leaves it out.
 AFFORDANCE_NODE = NodeSpec(executable='affordance_node', name='affordance_node',
