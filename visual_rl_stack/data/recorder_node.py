@@ -68,8 +68,9 @@ class BagRecorderNode(Node):
         return set(self._recording)
 
     def discover(self) -> None:
-        """Subscribe to wanted topics that now have a publisher."""
+        """Subscribe to wanted topics that now have a publisher; log what was added, once."""
         recorded = self.recorded_topics
+        added = []
         for topic, types in self.get_topic_names_and_types():
             if topic not in self.wanted or topic in recorded or topic in self._skipped:
                 continue
@@ -86,7 +87,12 @@ class BagRecorderNode(Node):
             self._recording[topic] = self.create_subscription(
                 message_class(msgtype), topic, partial(self._store, topic, msgtype, offered),
                 matching_qos(publishers), raw=True)
-            self.get_logger().info(f'recording {topic} ({msgtype})')
+            self.get_logger().debug(f'recording {topic} ({msgtype})')
+            added.append(topic)
+        if added:
+            shown = ', '.join(sorted(added)[:4]) + (', ...' if len(added) > 4 else '')
+            self.get_logger().info(f'recording {len(self._recording)} of {len(self.wanted)} '
+                                   f'topics (+{len(added)}: {shown})')
 
     def close(self) -> None:
         """Close the bag (idempotent); messages arriving afterwards are dropped."""

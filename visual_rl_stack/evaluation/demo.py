@@ -145,6 +145,9 @@ def _policy_row(policy: str, episodes: int, seed_start: int, label: Optional[str
     result = evaluate_via_ros(task, policy, episodes, seed_start, progress=False,
                               options=options)
     kind = kind_label(policy_kind(policy))
+    noise = result.get('noise_scale') or 0.0
+    if noise > 0:  # its chunks are sampled: another run on the same seeds may differ
+        kind += f', sampled (noise scale {noise:g})'
     print(f'demo: {kind} policy {label or policy} on {task} through the policy node: '
           f'{result["successes"]}/{episodes} successes')
     keys = ('task', 'episodes', 'seed_start', 'successes', 'success_rate',
