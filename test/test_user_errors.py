@@ -31,8 +31,8 @@ def test_a_vlm_backend_without_its_model_folder_is_refused_up_front(backend, tmp
     for opener in (open_backend, backend_opener):
         with pytest.raises(ValueError, match='needs a local model folder'):
             opener(backend)
-        with pytest.raises(ValueError, match='does not exist'):
-            opener(backend, str(tmp_path / 'missing'))
+    with pytest.raises(ValueError, match='does not exist'):
+        backend_opener(backend, str(tmp_path / 'missing'))
 
 
 def test_affordance_and_relabel_commands_fail_without_the_model_folder(tmp_path, capsys):

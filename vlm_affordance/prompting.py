@@ -50,12 +50,15 @@ def object_mask(frame: CameraFrame, tabletop: Tabletop = Tabletop(), margin: flo
     return mask
 
 
-def region_samples(region: np.ndarray, count: int) -> list[tuple[int, int]]:
+def region_samples(region: np.ndarray, count: int,
+                   min_spacing: float = 0.0) -> list[tuple[int, int]]:
     """
-    Return ``count`` pixels ``(u, v)`` of a region: its centre, then farthest-point samples.
+    Return up to ``count`` pixels ``(u, v)`` of a region: its centre, then farthest points.
 
     Samples are drawn one pixel inside the region's border (when it has an
-    inside) so that a depth window around them stays on the object.
+    inside) so that a depth window around them stays on the object. None is
+    closer than ``min_spacing`` pixels to another: a small object gets fewer
+    samples rather than numbers printed over each other.
     """
     core = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     vs, us = np.nonzero(core if core.any() else region)
@@ -63,7 +66,7 @@ def region_samples(region: np.ndarray, count: int) -> list[tuple[int, int]]:
     dist = np.linalg.norm(pixels - pixels.mean(axis=0), axis=1)
     chosen = [int(np.argmin(dist))]
     dist = np.linalg.norm(pixels - pixels[chosen[0]], axis=1)
-    while len(chosen) < count and dist.max() > 0:
+    while len(chosen) < count and dist.max() > 0 and dist.max() >= min_spacing:
         chosen.append(int(np.argmax(dist)))
         dist = np.minimum(dist, np.linalg.norm(pixels - pixels[chosen[-1]], axis=1))
     return [(int(us[i]), int(vs[i])) for i in chosen]
@@ -72,13 +75,16 @@ def region_samples(region: np.ndarray, count: int) -> list[tuple[int, int]]:
 def find_candidates(frames: Mapping[str, CameraFrame], per_object: int = 6,
                     tabletop: Tabletop = Tabletop(), margin: float = 0.01,
                     min_area: float = 5e-4,
-                    exclude: Optional[Mapping[str, np.ndarray]] = None) -> tuple[Candidate, ...]:
+                    exclude: Optional[Mapping[str, np.ndarray]] = None,
+                    min_spacing: float = 0.03) -> tuple[Candidate, ...]:
     """
     Return numbered candidates (from 1, across views in order) on the objects each view sees.
 
     Regions smaller than ``min_area`` (a fraction of the image: 8 pixels at
     128x128) are noise or slivers and are dropped. ``exclude`` maps view names to
-    boolean masks of pixels that must not be candidates.
+    boolean masks of pixels that must not be candidates. Candidates of an
+    object are at least ``min_spacing`` of the image's shorter side apart
+    (4 pixels at 128x128, 16 in a prompt drawn 4x larger), so their numbers stay legible.
     """
     if per_object < 1:
         raise ValueError(f'per_object must be >= 1, got {per_object}')
@@ -91,7 +97,8 @@ def find_candidates(frames: Mapping[str, CameraFrame], per_object: int = 6,
         regions = [i for i in range(1, count)
                    if stats[i, cv2.CC_STAT_AREA] >= min_area * mask.size]
         for region, label in enumerate(regions, start=1):
-            for u, v in region_samples(labels == label, per_object):
+            spacing = min_spacing * min(mask.shape)
+            for u, v in region_samples(labels == label, per_object, spacing):
                 candidates.append(Candidate(len(candidates) + 1, view, float(u), float(v), region))
     return tuple(candidates)
 

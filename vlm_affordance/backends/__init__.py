@@ -40,7 +40,7 @@ BACKENDS: dict[str, Factory] = {
 NEED_MODEL_FOLDER = ('florence2', 'paligemma', 'qwen2_5_vl')
 
 
-def backend_problem(name: str, path: Optional[str] = None) -> str:
+def backend_problem(name: str, path: Optional[str] = None, check_folder: bool = True) -> str:
     """Return why backend ``name`` cannot open from ``path`` (checked without loading), or ''."""
     if name not in BACKENDS:
         return (f'unknown affordance backend {name!r}; known backends: '
@@ -48,14 +48,18 @@ def backend_problem(name: str, path: Optional[str] = None) -> str:
     if name in NEED_MODEL_FOLDER and not path:
         return (f'affordance backend {name!r} needs a local model folder (--model DIR, or the '
                 'node parameter model_path): no weights are downloaded at run time')
-    if name in NEED_MODEL_FOLDER and not Path(path).is_dir():
+    if check_folder and name in NEED_MODEL_FOLDER and not Path(path).is_dir():
         return f'affordance backend {name!r}: model folder {path} does not exist'
     return ''
 
 
 def open_backend(name: str, path: Optional[str] = None, **options: Any) -> AffordanceBackend:
-    """Return backend ``name`` loaded from the local model folder ``path`` (its default: None)."""
-    problem = backend_problem(name, path)
+    """
+    Return backend ``name`` loaded from the local model folder ``path`` (its default: None).
+
+    A missing folder is the backend's own FileNotFoundError (it says what the folder lacks).
+    """
+    problem = backend_problem(name, path, check_folder=False)
     if problem:
         raise ValueError(problem)
     return BACKENDS[name](path, **options)
