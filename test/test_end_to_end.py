@@ -37,7 +37,8 @@ def test_demo_graph_records_a_readable_successful_episode(tmp_path):
     assert bc_row['kind'] == 'BC, sampled (noise scale 1)'
     assert bc_row['inference_latency_ms']['chunks'] >= 1
     # BC + residual beside its base, on the same seeds.
-    assert residual_row['kind'] == 'BC + residual, sampled (noise scale 1)' and residual_row['task'] == 'lift'
+    assert residual_row['kind'] == 'BC + residual, sampled (noise scale 1)'
+    assert residual_row['task'] == 'lift'
     assert residual_row['seed_start'] == bc_row['seed_start']
     page = (tmp_path / 'report.md').read_text()
     assert f'| {residual} (its frozen base) | BC, sampled (noise scale 1) | lift |' in page

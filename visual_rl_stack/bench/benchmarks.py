@@ -15,7 +15,8 @@ stable-baselines3's PPO (:mod:`visual_rl_stack.residual_policy.resip.rl_bench`);
 from pathlib import Path
 from typing import Optional
 
-SUITES = ('sim', 'perception', 'policy', 'rl', 'world-model', 'all')
+#: 'all' runs every suite but 'soak' (an hour or more of the graph under ros2 launch).
+SUITES = ('sim', 'perception', 'policy', 'rl', 'world-model', 'all', 'soak')
 
 
 def bench_sim(task: str, steps: int, views: list[str], size: int, repeats: int) -> dict:

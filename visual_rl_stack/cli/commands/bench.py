@@ -38,6 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='world-model run whose MAE the world-model suite also times')
     parser.add_argument('--wm-episodes', type=int, default=3,
                         help='expert episodes of the world-model suite')
+    parser.add_argument('--soak-minutes', type=float, default=60.0,
+                        help='minutes of each soak run (graph at 10 Hz, policy active)')
+    parser.add_argument('--soak-task', default='push', help='task of the soak runs')
+    parser.add_argument('--soak-policy', default='bc_state_push',
+                        help='policy the soak runs keep active (shipped name or run)')
+    parser.add_argument('--soak-camera-hz', type=float, nargs='+', default=[0.0, 100.0],
+                        help='one soak run per rate of the 640x480 camera load beside the graph '
+                             '(0: none)')
+    parser.add_argument('--soak-sample-s', type=float, default=60.0,
+                        help='seconds between memory samples in the soak runs')
+    parser.add_argument('--plot', type=Path, help='soak: write the memory curves here (PNG)')
     parser.add_argument('--json', type=Path, help='write the results here')
 
 
@@ -50,7 +61,9 @@ def main(args: argparse.Namespace) -> int:
         'policy_image': args.policy_image and str(args.policy_image),
         'rl_task': args.rl_task, 'rl_base': args.rl_base, 'rl_envs': args.rl_envs,
         'rl_iterations': args.rl_iterations, 'wm_task': args.wm_task,
-        'world_model': args.world_model and str(args.world_model)}}
+        'world_model': args.world_model and str(args.world_model),
+        'soak_minutes': args.soak_minutes, 'soak_task': args.soak_task,
+        'soak_policy': args.soak_policy, 'soak_camera_hz': args.soak_camera_hz}}
     if args.suite in ('sim', 'all'):
         results['sim'] = bench_sim(args.task, args.steps, args.views, args.size, args.repeats)
     if args.suite in ('perception', 'all'):
@@ -62,6 +75,19 @@ def main(args: argparse.Namespace) -> int:
     if args.suite in ('world-model', 'all'):
         results['world_model'] = bench_world_model(args.wm_task, args.world_model,
                                                    args.wm_episodes)
+    if args.suite == 'soak':
+        from visual_rl_stack.bench.soak import plot_memory, soak
+        results['soak'] = [soak(args.soak_task, args.soak_policy, args.soak_minutes, hz,
+                                args.soak_sample_s) for hz in args.soak_camera_hz]
+        for run in results['soak']:
+            grown = {n: m['growth'] for n, m in run['memory'].items()}
+            print(f'soak at {run["camera_hz"]:g} Hz load: {run["control_steps"]} steps '
+                  f'({run["steps_per_s"]:.2f}/s), {run["missed_steps"]} missed, '
+                  f'{sum(run["diagnostic_errors"].values())} ERROR diagnostics, memory growth '
+                  + ', '.join(f'{n} {g:+.1%}' if g is not None else f'{n} -'
+                              for n, g in sorted(grown.items())))
+        if args.plot:
+            plot_memory(results['soak'], args.plot)
     if args.json:
         write_json(results, args.json)
         print(f'wrote {args.json}')
