@@ -90,6 +90,26 @@ def test_record_play_record_gives_back_the_same_messages(ros_context, episode, t
     assert stored[topics.TASK_INSTRUCTION][0].durability.name == 'TRANSIENT_LOCAL'
 
 
+def test_a_recorder_started_after_the_player_gets_everything_when_it_waits(
+        ros_context, episode, tmp_path):
+    executor = SingleThreadedExecutor(context=ros_context)
+    player = _player(ros_context, episode, delay=0.3, wait_for_subscribers=30.0)
+    executor.add_node(player)
+    spin_until(executor, lambda: False, timeout=1.5)  # the recorder comes later
+    assert player.status.published == 0
+    recorder = BagRecorderNode(context=ros_context, parameter_overrides=[
+        Parameter('output', value=str(tmp_path / 'late')),
+        Parameter('discovery_period', value=0.05)])
+    executor.add_node(recorder)
+    assert spin_until(executor, lambda: player.finished, timeout=60.0)
+    original = list(read_messages(episode))
+    assert spin_until(executor, lambda: recorder.recorder.message_count >= len(original), 10.0)
+    recorder.destroy_node()
+    player.destroy_node()
+    assert Counter(m.topic for m in read_messages(tmp_path / 'late')) == \
+        Counter(m.topic for m in original)
+
+
 def test_player_offers_the_recorded_qos_and_falls_back_to_the_stacks(ros_context, episode,
                                                                      tmp_path):
     plan = plan_playback([episode])

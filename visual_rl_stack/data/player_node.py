@@ -62,6 +62,10 @@ PARAMS = {
     'delay': ParamSpec(0.5, 'Seconds (wall clock) to wait before the first message, so '
                        'subscribers can match the new publishers.', low=0.0, high=60.0,
                        read_only=True),
+    'wait_for_subscribers': ParamSpec(0.0, 'Before the delay, wait up to this many seconds '
+                                      'until every played topic has a subscriber (a recorder '
+                                      'started after the player); 0: do not wait.', low=0.0,
+                                      high=3600.0, read_only=True),
 }
 
 
@@ -236,8 +240,23 @@ class BagPlayerNode(Node):
         self.publishers_[topics.CLOCK].publish(serialize(Clock(
             clock=stamp_from_seconds(log_time * 1e-9))))
 
+    def _wait_for_subscribers(self) -> None:
+        """Wait (``wait_for_subscribers`` s at most) until every played topic has a subscriber."""
+        deadline = time.monotonic() + self.values['wait_for_subscribers']
+        while True:
+            unmatched = sorted(t for t, p in self.publishers_.items()
+                               if t != topics.CLOCK and p.get_subscription_count() == 0)
+            if not unmatched or self._stop.is_set():
+                return
+            if time.monotonic() >= deadline:
+                self.get_logger().warning(f'playing although nothing subscribes to {unmatched}')
+                return
+            self._stop.wait(0.05)
+
     def _play(self) -> None:
         """Publish each message when it is due (timed playback); wait while paused."""
+        if self.values['wait_for_subscribers'] > 0:
+            self._wait_for_subscribers()
         if not self._stop.wait(self.values['delay']):
             try:
                 self._play_timed()
@@ -286,7 +305,8 @@ def spin_until_finished(node: BagPlayerNode, context: Context) -> None:
 def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
               topic_names: Optional[list[str]] = None, loop: bool = False,
               start_paused: bool = False, delay: float = 0.5,
-              context: Optional[Context] = None) -> PlayerStatus:
+              context: Optional[Context] = None,
+              wait_for_subscribers: float = 0.0) -> PlayerStatus:
     """
     Play ``bags`` until the last message (or Ctrl-C; forever with ``loop``); return the status.
 
@@ -300,7 +320,8 @@ def play_main(bags: list[str], rate: float = 1.0, clock: bool = False,
                  Parameter('rate', value=float(rate)), Parameter('clock', value=bool(clock)),
                  Parameter('loop', value=bool(loop)),
                  Parameter('start_paused', value=bool(start_paused)),
-                 Parameter('delay', value=float(delay))]
+                 Parameter('delay', value=float(delay)),
+                 Parameter('wait_for_subscribers', value=float(wait_for_subscribers))]
     if topic_names:
         overrides.append(Parameter('topics', value=list(topic_names)))
     try:

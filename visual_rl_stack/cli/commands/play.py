@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seconds to wait before the first message, so that subscribers '
                              '(a recorder, a node graph) can match the new publishers '
                              '(default 0.5)')
+    parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SECONDS',
+                        help='first wait (up to SECONDS) until every played topic has a '
+                             'subscriber: for a recorder or graph started after the player, '
+                             'which would otherwise miss the first messages (default 0: off)')
     parser.add_argument('--paused', action='store_true',
                         help='start paused: step with the services /player/step (a control '
                              'step), /player/play_next (a message), /player/pause')
@@ -29,5 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``vrl play`` from parsed arguments."""
     play_main(args.bags, rate=args.rate, clock=args.clock, topic_names=args.topics,
-              loop=args.loop, start_paused=args.paused, delay=args.delay)
+              loop=args.loop, start_paused=args.paused, delay=args.delay,
+              wait_for_subscribers=args.wait_for_subscribers)
     return 0
