@@ -12,11 +12,13 @@ ended every process with exit 0 and no traceback.
 from pathlib import Path
 import time
 from typing import Any, Callable, Optional
+import unittest
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
+import launch_testing
 import launch_testing.actions
 from rcl_interfaces.srv import GetParameters
 import rclpy
@@ -124,3 +126,23 @@ def assert_clean_exit(proc_info, proc_output) -> None:
     for process in proc_output.processes():
         text = ''.join(event.text.decode(errors='replace') for event in proc_output[process])
         assert 'Traceback' not in text, f'{process.process_details["name"]}:\n{text}'
+
+
+class GraphTest(unittest.TestCase):
+    """A test against the launched graph, with a :class:`GraphProbe` on ``domain_id``."""
+
+    domain_id: int
+
+    def setUp(self):
+        self.probe = GraphProbe(self.domain_id)
+
+    def tearDown(self):
+        self.probe.close()
+
+
+@launch_testing.post_shutdown_test()
+class TestCleanExit(unittest.TestCase):
+    """Launch's SIGINT (Ctrl-C) ends every process with exit 0 and no traceback."""
+
+    def test_every_process_exits_cleanly(self, proc_info, proc_output):
+        assert_clean_exit(proc_info, proc_output)

@@ -40,6 +40,12 @@ def _player(context, bag, **params) -> BagPlayerNode:
                          parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
 
 
+def _recorder(context, out: Path) -> BagRecorderNode:
+    """Return a recorder of every topic into ``out`` that discovers new topics quickly."""
+    return BagRecorderNode(context=context, parameter_overrides=[
+        Parameter('output', value=str(out)), Parameter('discovery_period', value=0.05)])
+
+
 def _write_bag(path: Path, messages, plugin=StoragePlugin.MCAP, compression=None) -> Path:
     """Write (topic, msg, log_time) with rosbags, storing no QoS profiles (like old bags)."""
     writer = Writer(path, version=8, storage_plugin=plugin)
@@ -64,8 +70,7 @@ def _joints(stamp_ns: int) -> JointState:
 
 def test_record_play_record_gives_back_the_same_messages(ros_context, episode, tmp_path):
     back = tmp_path / 'back'
-    recorder = BagRecorderNode(context=ros_context, parameter_overrides=[
-        Parameter('output', value=str(back)), Parameter('discovery_period', value=0.05)])
+    recorder = _recorder(ros_context, back)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(recorder)
     player = _player(ros_context, episode, rate=2.0, delay=1.0)
@@ -97,9 +102,7 @@ def test_a_recorder_started_after_the_player_gets_everything_when_it_waits(
     executor.add_node(player)
     spin_until(executor, lambda: False, timeout=1.5)  # the recorder comes later
     assert player.status.published == 0
-    recorder = BagRecorderNode(context=ros_context, parameter_overrides=[
-        Parameter('output', value=str(tmp_path / 'late')),
-        Parameter('discovery_period', value=0.05)])
+    recorder = _recorder(ros_context, tmp_path / 'late')
     executor.add_node(recorder)
     assert spin_until(executor, lambda: player.finished, timeout=60.0)
     original = list(read_messages(episode))

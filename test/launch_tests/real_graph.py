@@ -1,10 +1,8 @@
 """``real.launch.py`` with no camera driver running: the nodes wait and say what for."""
 
-import unittest
-
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from launch_probe import assert_clean_exit, GraphProbe, launch_file_description
-import launch_testing
+from launch_probe import GraphTest, launch_file_description
+from launch_probe import TestCleanExit  # noqa: F401 - post-shutdown checks, run by launch_test
 import launch_testing.markers
 from visual_rl_stack.ros import topics
 
@@ -18,14 +16,10 @@ def generate_test_description():
     return launch_file_description('real.launch.py', {}, DOMAIN_ID)
 
 
-class TestRealGraph(unittest.TestCase):
+class TestRealGraph(GraphTest):
     """config/real_graph.yaml is applied, topics are remapped onto the drivers', nodes wait."""
 
-    def setUp(self):
-        self.probe = GraphProbe(DOMAIN_ID)
-
-    def tearDown(self):
-        self.probe.close()
+    domain_id = DOMAIN_ID
 
     def test_parameters_remappings_and_the_waiting_diagnostic(self):
         probe = self.probe
@@ -47,11 +41,3 @@ class TestRealGraph(unittest.TestCase):
                        for array in diagnostics for status in array.status)
         self.assertTrue(probe.spin_until(waiting, 30.0),
                         [s.message for a in diagnostics for s in a.status])
-
-
-@launch_testing.post_shutdown_test()
-class TestRealShutdown(unittest.TestCase):
-    """Launch's SIGINT ends every node with exit 0 and no traceback."""
-
-    def test_every_process_exits_cleanly(self, proc_info, proc_output):
-        assert_clean_exit(proc_info, proc_output)

@@ -1,10 +1,8 @@
 """``replay.launch.py``, with the simulator standing in for ``ros2 bag play`` of a sim bag."""
 
-import unittest
-
-from launch_probe import assert_clean_exit, GraphProbe, launch_file_description, median_period
+from launch_probe import GraphTest, launch_file_description, median_period
+from launch_probe import TestCleanExit  # noqa: F401 - post-shutdown checks, run by launch_test
 import launch_ros.actions
-import launch_testing
 import launch_testing.markers
 from sensor_msgs.msg import Image, PointCloud2
 from visual_rl_stack.ros import topics
@@ -21,14 +19,10 @@ def generate_test_description():
     return launch_file_description('replay.launch.py', {}, DOMAIN_ID, extra=(player,))
 
 
-class TestReplayGraph(unittest.TestCase):
+class TestReplayGraph(GraphTest):
     """The camera node follows /clock and fuses the played views."""
 
-    def setUp(self):
-        self.probe = GraphProbe(DOMAIN_ID)
-
-    def tearDown(self):
-        self.probe.close()
+    domain_id = DOMAIN_ID
 
     def test_the_camera_node_follows_the_played_clock(self):
         probe = self.probe
@@ -41,11 +35,3 @@ class TestReplayGraph(unittest.TestCase):
                         f'{len(tiled)} tiled images, {len(clouds)} clouds')
         self.assertAlmostEqual(median_period(tiled), 0.1, places=3)
         self.assertEqual((tiled[-1].height, tiled[-1].width), (128, 3 * 128))
-
-
-@launch_testing.post_shutdown_test()
-class TestReplayShutdown(unittest.TestCase):
-    """Launch's SIGINT ends every process with exit 0 and no traceback."""
-
-    def test_every_process_exits_cleanly(self, proc_info, proc_output):
-        assert_clean_exit(proc_info, proc_output)

@@ -1,10 +1,7 @@
 """``ros2 launch visual_rl_stack sim.launch.py task:=push``, started by the real launch system."""
 
-import unittest
-
-from launch_probe import (assert_clean_exit, GraphProbe, launch_file_description,
-                          median_period, START_TIMEOUT_S)
-import launch_testing
+from launch_probe import GraphTest, launch_file_description, median_period, START_TIMEOUT_S
+from launch_probe import TestCleanExit  # noqa: F401 - post-shutdown checks, run by launch_test
 import launch_testing.markers
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, String
@@ -20,14 +17,10 @@ def generate_test_description():
     return launch_file_description('sim.launch.py', {'task': 'push'}, DOMAIN_ID)
 
 
-class TestSimGraph(unittest.TestCase):
+class TestSimGraph(GraphTest):
     """The four nodes come up; images and the dense reward flow at the control rate."""
 
-    def setUp(self):
-        self.probe = GraphProbe(DOMAIN_ID)
-
-    def tearDown(self):
-        self.probe.close()
+    domain_id = DOMAIN_ID
 
     def test_nodes_topics_rates_and_arguments(self):
         probe = self.probe
@@ -48,11 +41,3 @@ class TestSimGraph(unittest.TestCase):
         before = len(rewards)
         probe.spin_for(5.0)
         self.assertGreaterEqual(len(rewards) - before, 10)
-
-
-@launch_testing.post_shutdown_test()
-class TestSimGraphShutdown(unittest.TestCase):
-    """Launch's SIGINT (Ctrl-C) ends every node with exit 0 and no traceback."""
-
-    def test_every_process_exits_cleanly(self, proc_info, proc_output):
-        assert_clean_exit(proc_info, proc_output)

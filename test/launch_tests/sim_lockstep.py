@@ -1,9 +1,7 @@
 """``sim.launch.py mode:=lockstep affordance:=false world_model:=false``: switches and stepping."""
 
-import unittest
-
-from launch_probe import assert_clean_exit, GraphProbe, launch_file_description, stamps
-import launch_testing
+from launch_probe import GraphTest, launch_file_description, stamps
+from launch_probe import TestCleanExit  # noqa: F401 - post-shutdown checks, run by launch_test
 import launch_testing.markers
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
@@ -21,14 +19,10 @@ def generate_test_description():
                           'world_model': 'false'}, DOMAIN_ID)
 
 
-class TestLockstepGraph(unittest.TestCase):
+class TestLockstepGraph(GraphTest):
     """The switched-off nodes stay off; time moves only when /sim/step is called."""
 
-    def setUp(self):
-        self.probe = GraphProbe(DOMAIN_ID)
-
-    def tearDown(self):
-        self.probe.close()
+    domain_id = DOMAIN_ID
 
     def test_only_the_switched_on_nodes_and_time_moves_per_step(self):
         probe = self.probe
@@ -52,11 +46,3 @@ class TestLockstepGraph(unittest.TestCase):
         self.assertTrue(probe.spin_until(
             lambda: clocks and clocks[-1].clock == images[-1].header.stamp, 10.0),
             'the /clock does not follow the steps')
-
-
-@launch_testing.post_shutdown_test()
-class TestLockstepShutdown(unittest.TestCase):
-    """Launch's SIGINT ends both nodes with exit 0 and no traceback."""
-
-    def test_every_process_exits_cleanly(self, proc_info, proc_output):
-        assert_clean_exit(proc_info, proc_output)
