@@ -46,6 +46,17 @@ def _recorder(context, out: Path) -> BagRecorderNode:
         Parameter('output', value=str(out)), Parameter('discovery_period', value=0.05)])
 
 
+def _play_to_the_end(executor, player: BagPlayerNode, recorder: BagRecorderNode,
+                     episode: Path) -> list:
+    """Spin until the player finished and the recorder has every message; return the bag's."""
+    assert spin_until(executor, lambda: player.finished, timeout=60.0)
+    original = list(read_messages(episode))
+    assert spin_until(executor, lambda: recorder.recorder.message_count >= len(original), 10.0)
+    recorder.destroy_node()
+    player.destroy_node()
+    return original
+
+
 def _write_bag(path: Path, messages, plugin=StoragePlugin.MCAP, compression=None) -> Path:
     """Write (topic, msg, log_time) with rosbags, storing no QoS profiles (like old bags)."""
     writer = Writer(path, version=8, storage_plugin=plugin)
@@ -75,11 +86,7 @@ def test_record_play_record_gives_back_the_same_messages(ros_context, episode, t
     executor.add_node(recorder)
     player = _player(ros_context, episode, rate=2.0, delay=1.0)
     executor.add_node(player)
-    assert spin_until(executor, lambda: player.finished, timeout=60.0)
-    original = list(read_messages(episode))
-    assert spin_until(executor, lambda: recorder.recorder.message_count >= len(original), 10.0)
-    recorder.destroy_node()
-    player.destroy_node()
+    original = _play_to_the_end(executor, player, recorder, episode)
     replayed = list(read_messages(back))
     assert Counter(m.topic for m in replayed) == Counter(m.topic for m in original)
     for topic in {m.topic for m in original}:
@@ -104,11 +111,7 @@ def test_a_recorder_started_after_the_player_gets_everything_when_it_waits(
     assert player.status.published == 0
     recorder = _recorder(ros_context, tmp_path / 'late')
     executor.add_node(recorder)
-    assert spin_until(executor, lambda: player.finished, timeout=60.0)
-    original = list(read_messages(episode))
-    assert spin_until(executor, lambda: recorder.recorder.message_count >= len(original), 10.0)
-    recorder.destroy_node()
-    player.destroy_node()
+    original = _play_to_the_end(executor, player, recorder, episode)
     assert Counter(m.topic for m in read_messages(tmp_path / 'late')) == \
         Counter(m.topic for m in original)
 
