@@ -1,5 +1,7 @@
 """The affordance node over real DDS: keypoints, markers, dense reward, diagnostics, re-query."""
 
+from pathlib import Path
+
 from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray, PoseStamped, TwistStamped
@@ -162,8 +164,14 @@ def test_sim_graph_publishes_keypoints_markers_and_a_reward_per_step(ros_context
         probe.close()
 
 
+def test_a_model_folder_that_is_not_there_is_refused_at_start_up(ros_context):
+    with pytest.raises(ValueError, match='model folder /no/such/model does not exist'):
+        _node(ros_context, backend='qwen2_5_vl', model_path='/no/such/model')
+
+
 @pytest.mark.parametrize('case, params, expect, level', [
-    ('missing model', {'backend': 'qwen2_5_vl', 'model_path': '/no/such/model'},
+    # A folder that exists but holds no model (a nonexistent one is refused at start-up).
+    ('missing model', {'backend': 'qwen2_5_vl', 'model_path': str(Path(__file__).parent)},
      'cannot be opened', DiagnosticStatus.ERROR),
     ('reply off the image', {'backend': 'off_image'}, 'outside', DiagnosticStatus.WARN),
     ('NaN depth', {'backend': 'scripted'}, 'no reading', DiagnosticStatus.WARN),

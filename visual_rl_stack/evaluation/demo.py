@@ -53,6 +53,23 @@ def _wait_until_recording(recorder: BagRecorderNode, wanted: set,
     raise TimeoutError(f'recorder did not subscribe to {missing}')
 
 
+def _wait_until_stored(recorder: BagRecorderNode, quiet_s: float = 0.5,
+                       timeout: float = 10.0) -> None:
+    """
+    Wait until the recorder has stored nothing new for ``quiet_s`` (the graph thread spins).
+
+    In lockstep nothing is published once the episode has ended, so a quiet
+    recorder holds the final step: on a loaded machine its last messages
+    (the success among them) were still queued when the bag was closed.
+    """
+    deadline = time.monotonic() + timeout
+    count, since = recorder.recorder.message_count, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.05)
+        if recorder.recorder.message_count != count:
+            count, since = recorder.recorder.message_count, time.monotonic()
+
+
 def _record_episode(runner: GraphRunner, client: LockstepClient, task: str, seed: int,
                     bag: Path) -> dict[str, Any]:
     """Run one expert episode through ROS while a recorder node writes ``bag``."""
@@ -64,6 +81,7 @@ def _record_episode(runner: GraphRunner, client: LockstepClient, task: str, seed
     try:
         _wait_until_recording(recorder, wanted)
         result, last = run_ros_episode(client, task, seed)
+        _wait_until_stored(recorder)
     finally:
         runner.executor.remove_node(recorder)
         recorder.destroy_node()

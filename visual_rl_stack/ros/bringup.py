@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from .graph import graph as find_graph, GraphSpec, NodeSpec
-from .shutdown import ending_on_shutdown, ignoring_interrupts, init_process_context
+from .shutdown import ending_on_shutdown, ignore_interrupts, init_process_context
 
 Overrides = dict[str, dict[str, Any]]
 
@@ -45,7 +45,8 @@ def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None) -> i
     The executor is made before the node announces itself, so an early Ctrl-C
     lands in the handled region, as does one while the node is being built
     (a model loading); invalid parameters (ValueError) print their message
-    and return 1. Closing is not interrupted by a second Ctrl-C.
+    and return 1. From closing to the process's exit Ctrl-C is ignored: a
+    process main's helper, not for a process that goes on afterwards.
     """
     rclpy.init(args=args)
     executor = SingleThreadedExecutor()
@@ -61,11 +62,12 @@ def run_node(factory: Callable[[], Node], args: Optional[list[str]] = None) -> i
         print(str(error), file=sys.stderr)
         return 1
     finally:
-        with ignoring_interrupts():
-            shutdown_executor(executor)
-            if node is not None:
-                node.destroy_node()
-            rclpy.try_shutdown()
+        ignore_interrupts()
+        shutdown_executor(executor)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        ignore_interrupts()
     return 0
 
 
@@ -76,7 +78,7 @@ def run_node_until(factory: Callable[[Context], Node], spin: Callable[[Node, Con
 
     Invalid parameters (ValueError from ``factory``) print their message and
     return 2; the node is destroyed and the context shut down however it
-    ends, without a second Ctrl-C interrupting that.
+    ends, and Ctrl-C is ignored from then on (as :func:`run_node`).
     """
     context = init_process_context(args)
     node = None
@@ -91,10 +93,11 @@ def run_node_until(factory: Callable[[Context], Node], spin: Callable[[Node, Con
         print(error, file=sys.stderr)
         return 2
     finally:
-        with ignoring_interrupts():
-            if node is not None:
-                node.destroy_node()
-            context.try_shutdown()
+        ignore_interrupts()
+        if node is not None:
+            node.destroy_node()
+        context.try_shutdown()
+        ignore_interrupts()
     return 0
 
 

@@ -47,23 +47,16 @@ def ending_on_shutdown(context: Context) -> Iterator[None]:
             raise
 
 
-@contextmanager
-def ignoring_interrupts() -> Iterator[None]:
+def ignore_interrupts() -> None:
     """
-    Ignore Ctrl-C (SIGINT) inside, in the main thread: a node closing.
+    Ignore Ctrl-C (SIGINT) from now on, in the main thread: a process that is closing.
 
     A terminal's Ctrl-C reaches every process ``ros2 launch`` started, and
     launch then sends each its own SIGINT: the second one used to land in
-    ``destroy_node`` as a KeyboardInterrupt traceback and a non-zero exit.
-    The previous handler is restored after (Python's own when it was set
-    outside Python, as rclpy's is).
+    ``destroy_node``, or after ``main`` returned in an exit handler, as a
+    KeyboardInterrupt traceback. A node's ``main`` calls this before it
+    closes, and again after shutting its context down (rclpy then restores
+    the handlers it replaced).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None
-                      else signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
