@@ -60,6 +60,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import SetBool
+from visual_rl_stack.core.devices import limit_callback_torch
 from visual_rl_stack.core.image_buffers import ConversionError, image_to_array
 from visual_rl_stack.core.observation import flatten_state, state_fields
 from visual_rl_stack.core.policy import open_policy, PolicyOptions
@@ -106,6 +107,9 @@ PARAMS = {
                                'TCP targets are clamped into.', read_only=True),
     'workspace_max': ParamSpec(list(Workspace.hi), 'Upper corner [x, y, z] (m, world) of the box '
                                'TCP targets are clamped into.', read_only=True),
+    'torch_threads': ParamSpec(1, 'Threads torch uses for inference and on-arm updates; '
+                               'more than one lets this node take the cores the rest of the '
+                               'graph needs.', low=1, high=256, read_only=True),
     'active_on_start': ParamSpec(False, 'Start active instead of waiting for ~/activate.',
                                  read_only=True),
     'finetune': ParamSpec(False, 'Fine-tune the residual of a residual run online: explore, '
@@ -393,6 +397,7 @@ class PolicyNode(Node):
 
     def _on_infer(self) -> None:
         """Compute, filter and publish the action of the pending observation step."""
+        limit_callback_torch(self.values['torch_threads'])
         with self._lock:
             pending, self._pending = self._pending, None
             reset, self._reset_requested = self._reset_requested, False

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 from visual_rl_stack.core.checkpoints import load_checkpoint, save_checkpoint
-from visual_rl_stack.core.devices import (autocast_context, limit_thread_torch, maybe_compile,
-                                          resolve_device)
+from visual_rl_stack.core.devices import (autocast_context, limit_callback_torch,
+                                          limit_thread_torch, maybe_compile, resolve_device)
 
 
 def test_resolve_device_auto_cpu_and_bad_names():
@@ -36,6 +36,25 @@ def test_limit_thread_torch_leaves_the_other_threads_alone():
     thread.start()
     thread.join()
     assert seen == [1]
+    assert torch.get_num_threads() == before
+
+
+def test_a_callback_limit_applies_on_each_thread_it_runs_on():
+    before = torch.get_num_threads()
+    seen = []
+
+    def callback(threads: int) -> None:
+        limit_callback_torch(threads)
+        seen.append(torch.get_num_threads())
+
+    def spin(*settings: int) -> None:
+        thread = threading.Thread(target=lambda: [callback(t) for t in settings])
+        thread.start()
+        thread.join()
+
+    spin(1, 1, 2)  # an executor thread; the node's setting changed
+    spin(1)  # the next executor's thread: set again there
+    assert seen == [1, 1, 2, 1]
     assert torch.get_num_threads() == before
 
 

@@ -45,7 +45,8 @@ def test_launch_file(script: str, tmp_path: Path):
     if missing:
         pytest.skip(missing)
     here = str(Path(__file__).resolve().parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    # PYTHONFAULTHANDLER: a node that crashes prints every thread's stack.
+    env = dict(os.environ, PYTHONFAULTHANDLER='1', PYTHONPATH=os.pathsep.join(
         [here, *filter(None, [os.environ.get('PYTHONPATH')])]))
     result = subprocess.run(
         [sys.executable, '-m', 'launch_testing.launch_test', str(LAUNCH_TESTS / script),
@@ -61,7 +62,7 @@ def test_ctrl_c_in_a_terminal_ends_ros2_launch_cleanly():
     missing = launch_system_missing() or ('' if shutil.which('ros2') else 'no ros2 command')
     if missing:
         pytest.skip(missing)
-    env = dict(os.environ, ROS_DOMAIN_ID='155', PYTHONUNBUFFERED='1')
+    env = dict(os.environ, ROS_DOMAIN_ID='155', PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
     process = subprocess.Popen(
         ['ros2', 'launch', 'visual_rl_stack', 'sim.launch.py', 'task:=reach'], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

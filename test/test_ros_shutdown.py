@@ -1,11 +1,16 @@
-"""Spinning ends quietly on Ctrl-C or shutdown, including the wait-set race after a Ctrl-C."""
+"""Spinning ends quietly on Ctrl-C or shutdown, including the races after a Ctrl-C."""
+
+import threading
+import time
 
 import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
-from visual_rl_stack.ros.shutdown import ending_on_shutdown
+from rclpy.signals import SignalHandlerOptions
+from visual_rl_stack.ros import shutdown
+from visual_rl_stack.ros.shutdown import ending_on_shutdown, wait_for_signal_thread
 
 
 @pytest.fixture
@@ -16,10 +21,41 @@ def context():
     context.try_shutdown()
 
 
-def test_interrupts_and_external_shutdown_end_quietly(context):
+def rclpy_handles(monkeypatch, options: SignalHandlerOptions) -> None:
+    """Pretend rclpy's signal handlers are ``options`` (they are process-wide)."""
+    monkeypatch.setattr(shutdown, 'get_current_signal_handlers_options', lambda: options)
+
+
+def test_interrupts_and_external_shutdown_end_quietly(context, monkeypatch):
+    rclpy_handles(monkeypatch, SignalHandlerOptions.NO)
     for error in (KeyboardInterrupt(), ExternalShutdownException()):
         with ending_on_shutdown(context):
             raise error
+
+
+def test_after_ctrl_c_teardown_waits_for_rclpys_signal_thread(context, monkeypatch):
+    """The thread shuts the context down after the main thread's KeyboardInterrupt."""
+    rclpy_handles(monkeypatch, SignalHandlerOptions.ALL)
+    signal_thread = threading.Timer(0.3, context.shutdown)
+    start = time.monotonic()
+    signal_thread.start()
+    with ending_on_shutdown(context):
+        raise KeyboardInterrupt()
+    assert time.monotonic() - start >= 0.25
+    assert not context.ok()
+
+
+def test_the_wait_is_bounded_and_skipped_without_rclpys_handler(context, monkeypatch):
+    rclpy_handles(monkeypatch, SignalHandlerOptions.ALL)
+    start = time.monotonic()
+    assert not wait_for_signal_thread(context, timeout_s=0.2)
+    assert 0.15 <= time.monotonic() - start < 5.0
+    rclpy_handles(monkeypatch, SignalHandlerOptions.SIGTERM)
+    start = time.monotonic()
+    assert not wait_for_signal_thread(context, timeout_s=10.0)
+    assert time.monotonic() - start < 5.0
+    context.shutdown()
+    assert wait_for_signal_thread(context, timeout_s=10.0)
 
 
 def test_an_rcl_error_is_a_shutdown_only_once_the_context_is_gone(context):

@@ -33,6 +33,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Header, String
+from visual_rl_stack.core.devices import limit_callback_torch
 from visual_rl_stack.core.image_buffers import ConversionError, image_to_array
 from visual_rl_stack.perception.preprocess import split_tiled
 from visual_rl_stack.ros import topics
@@ -64,6 +65,9 @@ PARAMS = {
                             1.0, 100.0, read_only=True),
     'diagnostic_period': ParamSpec(1.0, 'Seconds (wall clock) between latency diagnostics.',
                                    0.05, 60.0, read_only=True),
+    'torch_threads': ParamSpec(1, 'Threads torch uses for the world model and planner; more '
+                               'than one lets this node take the cores the rest of the graph '
+                               'needs.', 1, 256, read_only=True),
 }
 
 
@@ -78,6 +82,7 @@ class WorldModelNode(Node):
     def _configure(self) -> None:
         """Read the parameters, open the world model and planner, create the interfaces."""
         values = declare_params(self, PARAMS)
+        self._torch_threads = values['torch_threads']
         mae = load_mae(values['world_model']) if values['world_model'] else None
         planner = open_planner(values['planner'], values['planner_model'] or None)
         self.core = WorldModelMonitor(planner, values['state_source'], mae, values['control_hz'])
@@ -175,6 +180,7 @@ class WorldModelNode(Node):
             return
         fingers = [p for n, p in zip(msg.name, msg.position) if 'finger' in n]
         arm = [p for n, p in zip(msg.name, msg.position) if 'finger' not in n]
+        limit_callback_torch(self._torch_threads)
         update = self.core.update(np.asarray(arm, float), float(sum(fingers)), self._pose,
                                   self._task_state, self._images)
         self._publish(update)

@@ -3,13 +3,17 @@
 from contextlib import contextmanager
 import signal
 import threading
+import time
 from typing import Iterator, Optional
 
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
-from rclpy.signals import SignalHandlerOptions
+from rclpy.signals import get_current_signal_handlers_options, SignalHandlerOptions
+
+#: Longest wait (s) for rclpy's signal thread to finish shutting the contexts down.
+SIGNAL_THREAD_TIMEOUT_S = 5.0
 
 
 def init_process_context(args: Optional[list[str]] = None,
@@ -37,14 +41,41 @@ def ending_on_shutdown(context: Context) -> Iterator[None]:
     shuts ``context`` down while the executor builds its next wait set
     surfaces as an RCLError ("the given context is not valid"): that one is
     a shutdown too once the context is gone; any other RCLError propagates.
+    After a KeyboardInterrupt it waits for rclpy's signal thread
+    (:func:`wait_for_signal_thread`) so the caller can tear down safely.
     """
     try:
         yield
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except KeyboardInterrupt:
+        wait_for_signal_thread(context)
+    except ExternalShutdownException:
         pass
     except rclpy_implementation.RCLError:
         if context.ok():
             raise
+
+
+def wait_for_signal_thread(context: Context, timeout_s: float = SIGNAL_THREAD_TIMEOUT_S) -> bool:
+    """
+    After Ctrl-C, wait until rclpy's signal thread has shut ``context`` down; True once it has.
+
+    rclpy answers SIGINT twice: Python raises KeyboardInterrupt in the main
+    thread, and a thread of rclpy's wakes the executors' guard conditions and
+    then shuts every context down. On a busy machine the main thread got
+    there first and destroyed its executor and nodes while that thread was
+    still using them: both nodes of a launch test died with SIGSEGV on one
+    SIGINT. Without rclpy's SIGINT handler nothing will shut the context
+    down, so there is nothing to wait for.
+    """
+    handled = (SignalHandlerOptions.SIGINT, SignalHandlerOptions.ALL)
+    if get_current_signal_handlers_options() not in handled:
+        return not context.ok()
+    deadline = time.monotonic() + timeout_s
+    while context.ok():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def ignore_interrupts() -> None:
