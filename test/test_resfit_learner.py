@@ -236,3 +236,11 @@ def test_a_pessimistic_actor_leaves_alone_what_the_critics_dispute(pessimism):
         assert abs(residual[0]) < 0.05  # disputed: mean - 2 std gains nothing either way
     else:
         assert residual[0] > 0.3  # the mean alone favours it
+
+
+@pytest.mark.parametrize('bad, message', [
+    ({'target_subset': 3}, 'target_subset'), ({'demo_ratio': 1.0}, 'demo_ratio'),
+    ({'demo_actions': 'expert'}, 'demo_actions must be one of clipped, recorded')])
+def test_settings_the_learner_cannot_honour_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(**bad)

@@ -9,8 +9,13 @@ import pytest
 from visual_rl_stack.core.policy import open_policy, policy_kind, PolicyOptions
 from visual_rl_stack.core.shipped_models import resolve_policy
 from visual_rl_stack.data.collect import collect
+from visual_rl_stack.residual_policy.diffusion_bc.batched_base import BatchedBasePolicy
+from visual_rl_stack.residual_policy.diffusion_bc.model.diffusion_policy import DiffusionPolicy
 from visual_rl_stack.residual_policy.diffusion_bc.runner import BCPolicyRunner
+from visual_rl_stack.residual_policy.resfit.agent import resfit_config_for
+from visual_rl_stack.residual_policy.resfit.demos import demo_transitions, load_demo_episodes
 from visual_rl_stack.residual_policy.resfit.trainer import train_resfit
+from visual_rl_stack.residual_policy.resip.agent import NormalisedSpace
 from visual_rl_stack.residual_policy.resip.config import ResidualTrainSettings
 
 SMALL = {'hidden_dims': (32,), 'critic_hidden_dims': (32,), 'batch_size': 16,
@@ -74,6 +79,29 @@ def test_an_untrained_resfit_run_acts_as_its_base(lift_base, tmp_path):
         state = rng.normal(size=base.config.state_dim).astype(np.float32)
         np.testing.assert_allclose(resfit.act_from_observation(state),
                                    base.act_from_observation(state), rtol=1e-5, atol=1e-6)
+
+
+def test_demonstration_actions_are_clipped_to_the_bound_or_kept_as_recorded(lift_base):
+    policy = DiffusionPolicy.from_checkpoint(lift_base / 'bc' / 'checkpoint')
+    space = NormalisedSpace(policy)
+    episodes = load_demo_episodes(lift_base / 'data')
+    bound = 0.01  # far below the tiny base's error: most steps need more than this
+
+    def transitions(demo_actions: str) -> dict:
+        config = resfit_config_for(policy, residual_scale=bound, n_step=1,
+                                   demo_actions=demo_actions)
+        base = BatchedBasePolicy(policy, len(episodes), 2, 0, 0.0,
+                                 policy.config.executed_steps(None))
+        return demo_transitions(episodes, base, space, config, 'sparse')
+
+    clipped, recorded = transitions('clipped'), transitions('recorded')
+    expected = np.concatenate([
+        space.action_norm(e.action[:done], e.state[:done]).numpy()
+        for e in episodes for done in [int(np.argmax(e.success)) + 1]])
+    np.testing.assert_allclose(recorded['action'], expected, atol=1e-6)
+    assert np.abs(clipped['action'] - clipped['base']).max() <= bound + 1e-6
+    assert np.abs(recorded['action'] - recorded['base']).max() > 2 * bound
+    np.testing.assert_array_equal(clipped['next_state'], recorded['next_state'])
 
 
 def test_demonstrations_need_a_sparse_reward_and_resfit(lift_base, tmp_path):

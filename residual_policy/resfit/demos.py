@@ -5,10 +5,12 @@ Every batch the learner draws holds a share of demonstrations (RLPD, ResFiT),
 so the critic sees successes from the first update on, however weak the
 base. A demonstration step becomes a residual transition by running the
 frozen base along the recorded states (its own receding-horizon schedule,
-all episodes in one batch): the sent action is the recorded one, expressed
-as the base action plus the residual that reaches it (clipped to the
-residual's bound, so a demonstration never asks for more than the policy
-can do). The reward is relabelled from the recorded success (the sparse
+all episodes in one batch). The sent action is, with ``demo_actions``
+``clipped``, the base action plus the residual toward the recorded one
+clipped to the residual's bound (an action the policy can send; but the
+next state is the one the recorded action reached), or with ``recorded``
+the recorded action itself (a true transition whose correction may exceed
+the bound). The reward is relabelled from the recorded success (the sparse
 reward: +1 on the step that succeeds, which ends the episode). Only
 successful demonstrations are used: a failed one ends without its last
 observation, which a time-limit bootstrap would need.
@@ -88,8 +90,11 @@ def demo_transitions(episodes: list[Episode], base: BatchedBasePolicy, space: No
             state = space.state_norm(states)
             base_norm = space.action_norm(base_raw[:done], states)
             recorded = space.action_norm(episode.action[:done], states)
-            residual = ((recorded - base_norm) / config.residual_scale).clamp(-1.0, 1.0)
-            sent = combine(config, base_norm, residual)
+            if config.demo_actions == 'recorded':
+                sent = recorded
+            else:
+                residual = ((recorded - base_norm) / config.residual_scale).clamp(-1.0, 1.0)
+                sent = combine(config, base_norm, residual)
         rewards = np.zeros(done, np.float32)
         rewards[-1] = 1.0
         parts.append(episode_transitions(
