@@ -10,7 +10,8 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
-from rclpy.signals import get_current_signal_handlers_options, SignalHandlerOptions
+from rclpy.signals import (get_current_signal_handlers_options, SignalHandlerOptions,
+                           uninstall_signal_handlers)
 
 #: Longest wait (s) for rclpy's signal thread to finish shutting the contexts down.
 SIGNAL_THREAD_TIMEOUT_S = 5.0
@@ -41,13 +42,13 @@ def ending_on_shutdown(context: Context) -> Iterator[None]:
     shuts ``context`` down while the executor builds its next wait set
     surfaces as an RCLError ("the given context is not valid"): that one is
     a shutdown too once the context is gone; any other RCLError propagates.
-    After a KeyboardInterrupt it waits for rclpy's signal thread
-    (:func:`wait_for_signal_thread`) so the caller can tear down safely.
+    After a KeyboardInterrupt it lets rclpy's signal thread finish
+    (:func:`settle_after_interrupt`) so the caller can tear down safely.
     """
     try:
         yield
     except KeyboardInterrupt:
-        wait_for_signal_thread(context)
+        settle_after_interrupt(context)
     except ExternalShutdownException:
         pass
     except rclpy_implementation.RCLError:
@@ -55,27 +56,33 @@ def ending_on_shutdown(context: Context) -> Iterator[None]:
             raise
 
 
-def wait_for_signal_thread(context: Context, timeout_s: float = SIGNAL_THREAD_TIMEOUT_S) -> bool:
+def settle_after_interrupt(context: Context,
+                           timeout_s: float = SIGNAL_THREAD_TIMEOUT_S) -> bool:
     """
-    After Ctrl-C, wait until rclpy's signal thread has shut ``context`` down; True once it has.
+    After Ctrl-C, let rclpy's signal thread finish, then stop it; True once ``context`` is down.
 
     rclpy answers SIGINT twice: Python raises KeyboardInterrupt in the main
     thread, and a thread of rclpy's wakes the executors' guard conditions and
     then shuts every context down. On a busy machine the main thread got
     there first and destroyed its executor and nodes while that thread was
     still using them: both nodes of a launch test died with SIGSEGV on one
-    SIGINT. Without rclpy's SIGINT handler nothing will shut the context
-    down, so there is nothing to wait for.
+    SIGINT. So this waits until the thread has shut ``context`` down, then
+    uninstalls rclpy's handlers, which joins the thread: a second Ctrl-C
+    (a terminal's, then launch's own) can no longer start it again during
+    the teardown, and one that lands here is swallowed.
     """
     handled = (SignalHandlerOptions.SIGINT, SignalHandlerOptions.ALL)
     if get_current_signal_handlers_options() not in handled:
         return not context.ok()
     deadline = time.monotonic() + timeout_s
-    while context.ok():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    while True:
+        try:
+            while context.ok() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            uninstall_signal_handlers()
+            return not context.ok()
+        except KeyboardInterrupt:
+            continue
 
 
 def ignore_interrupts() -> None:
