@@ -91,6 +91,19 @@ def test_results_are_cached_per_episode_and_instruction():
     assert model.asked == [0, 0, 0, 0, 0]
 
 
+def test_the_cache_keeps_the_most_recently_used_episodes():
+    model = ScriptedModel(GOOD)
+    query = AffordanceQuery(model, cache_size=2)
+    for episode in (1, 2, 1, 3):  # 1 was used after 2, so 2 is the one dropped
+        query(prompt(), episode_id=episode)
+    assert len(model.asked) == 3 and list(query.cache) == [('1', prompt().instruction),
+                                                            ('3', prompt().instruction)]
+    assert query(prompt(), episode_id=1).cached
+    assert not query(prompt(), episode_id=2).cached and len(model.asked) == 4
+    with pytest.raises(ValueError, match='cache_size'):
+        AffordanceQuery(model, cache_size=0)
+
+
 @pytest.mark.parametrize('reply, why', [
     ('{"grasp": ["front", 42, 31]}', "missing required keypoints ['target']"),
     ('{"grasp": ["front", 42, 31], "target": ["front", -3, 5]}', 'outside the 120x100 image'),

@@ -6,7 +6,9 @@ crashes), so a query never raises for what the model did: it re-asks within a
 retry budget and finally answers 'no affordance' with the reason, which the
 dense reward turns into a sparse-only reward. Every raw reply is kept in the
 result (and optionally appended to a JSONL file), and results are cached per
-``(episode id, instruction)`` because KAGI asks once per episode and task.
+``(episode id, instruction)`` because KAGI asks once per episode and task; the
+cache keeps the ``cache_size`` most recently used, so a node that runs for
+days does not keep every episode it saw.
 
 Validation: every name is a known keypoint and the required ones are present;
 each point lies in the original image of a view of the prompt (points on the
@@ -20,6 +22,7 @@ label. Targets and approach points may lie anywhere (a goal disc on the table is
 no candidate).
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 import json
 import math
@@ -124,7 +127,7 @@ class AffordanceQuery:
 
     def __init__(self, backend: AffordanceBackend, max_attempts: int = 3,
                  log_path: Optional[Path] = None, snap_tolerance: float = 0.05,
-                 candidate_keypoints: Optional[Sequence[str]] = None):
+                 candidate_keypoints: Optional[Sequence[str]] = None, cache_size: int = 256):
         """
         Remember the backend and the rules; ``log_path`` gets one JSON line per attempt.
 
@@ -135,6 +138,8 @@ class AffordanceQuery:
         """
         if max_attempts < 1:
             raise ValueError(f'max_attempts must be >= 1, got {max_attempts}')
+        if cache_size < 1:
+            raise ValueError(f'cache_size must be >= 1, got {cache_size}')
         self.backend = backend
         self.max_attempts = max_attempts
         self.log_path = None if log_path is None else Path(log_path)
@@ -142,16 +147,20 @@ class AffordanceQuery:
         if candidate_keypoints is None:
             candidate_keypoints = getattr(backend, 'snapped_keypoints', SNAPPED_KEYPOINTS)
         self.candidate_keypoints = tuple(candidate_keypoints)
-        self.cache: dict[Key, QueryResult] = {}
+        self.cache_size = cache_size
+        self.cache: OrderedDict[Key, QueryResult] = OrderedDict()
 
     def __call__(self, prompt: Prompt, episode_id: Optional[str] = None) -> QueryResult:
         """Return the (cached, for a known episode id and instruction) result for ``prompt``."""
         key = None if episode_id is None else (str(episode_id), prompt.instruction)
         if key in self.cache:
+            self.cache.move_to_end(key)
             return replace(self.cache[key], cached=True)
         result = self._ask(prompt, episode_id)
         if key is not None:
             self.cache[key] = result
+            if len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
         return result
 
     def _ask(self, prompt: Prompt, episode_id: Optional[str]) -> QueryResult:
