@@ -96,8 +96,8 @@ def test_the_cache_keeps_the_most_recently_used_episodes():
     query = AffordanceQuery(model, cache_size=2)
     for episode in (1, 2, 1, 3):  # 1 was used after 2, so 2 is the one dropped
         query(prompt(), episode_id=episode)
-    assert len(model.asked) == 3 and list(query.cache) == [('1', prompt().instruction),
-                                                            ('3', prompt().instruction)]
+    instruction = prompt().instruction
+    assert len(model.asked) == 3 and list(query.cache) == [('1', instruction), ('3', instruction)]
     assert query(prompt(), episode_id=1).cached
     assert not query(prompt(), episode_id=2).cached and len(model.asked) == 4
     with pytest.raises(ValueError, match='cache_size'):

@@ -210,7 +210,7 @@ def plot_memory(runs: list[dict], out: Path) -> None:
     """Draw every node's resident memory over time, one panel per run."""
     figure = Figure(figsize=(6 * len(runs), 4))
     names = sorted({name for run in runs for name in run['memory']})
-    colours = {name: f'C{i % 10}' for i, name in enumerate(names)}  # a node's colour in every panel
+    colours = {name: f'C{i % 10}' for i, name in enumerate(names)}  # one per node, every panel
     for index, run in enumerate(runs):
         axes = figure.add_subplot(1, len(runs), index + 1)
         for name, memory in sorted(run['memory'].items()):
