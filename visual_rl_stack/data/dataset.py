@@ -99,7 +99,9 @@ class BagDataset:
         self._episodes: list[Optional[Episode]] = [None] * len(self.bags)
         missing = [i for i, bag in enumerate(self.bags)
                    if not (cache and self._cache_path(bag).exists())]
-        for i in tqdm(missing, desc='decode bags', unit='bag', disable=len(missing) < 2):
+        # disable=None: a bar on a terminal only, not in a log file (tqdm's TTY check)
+        for i in tqdm(missing, desc='decode bags', unit='bag',
+                      disable=True if len(missing) < 2 else None):
             self._episodes[i] = self._decode(self.bags[i])
 
     def __len__(self) -> int:
