@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from visual_rl_stack.cli.main import main as vrl
-from visual_rl_stack.evaluation.learning_curves import (compare, group_curves, load_curve,
-                                                        steps_to_reach)
+from visual_rl_stack.evaluation.learning_curves import (compare, group_curves, Level,
+                                                        load_curve, steps_to_reach)
 
 
 def write_run(folder: Path, curve: list[tuple[int, float]]) -> Path:
@@ -69,4 +69,25 @@ def test_vrl_curves_writes_the_png_and_json(tmp_path, capsys):
         capsys.readouterr().out
     assert vrl(['curves', '--group', 'x', '--out', str(out)]) == 2
     assert vrl(['curves', '--group', 'x', str(sparse), '--group', 'x', str(dense),
+                '--out', str(out)]) == 2
+
+
+def test_levels_reached_elsewhere(tmp_path, capsys):
+    run = write_run(tmp_path / 'r', [(0, 0.5), (100, 0.7), (200, 0.85)])
+    groups = group_curves({'off-policy': [load_curve(run)]})
+    report = compare(groups, 'off-policy', [Level('PPO final', 0.8, 1000), Level('x', 0.9)])
+    reach = report['groups']['off-policy']['levels']
+    assert reach['PPO final'] == {'steps_to_reach': 200, 'fraction_of_level_steps': 0.2}
+    assert reach['x'] == {'steps_to_reach': None, 'fraction_of_level_steps': None}
+    assert report['levels'][0] == {'name': 'PPO final', 'success': 0.8, 'steps': 1000}
+    assert 'levels' not in compare(groups, 'off-policy')
+    with pytest.raises(ValueError, match='fraction'):
+        Level('bad', 81.0)
+    out = tmp_path / 'c.png'
+    assert vrl(['curves', '--group', 'a', str(run), '--level', 'PPO final', '0.7', '500',
+                '--out', str(out)]) == 0
+    assert 'PPO final: reached at 100 steps (0.20 of its steps)' in capsys.readouterr().out
+    assert vrl(['curves', '--group', 'a', str(run), '--level', 'PPO', 'most',
+                '--out', str(out)]) == 2
+    assert vrl(['curves', '--group', 'a', str(run), '--level', 'PPO', '0.5', '1', '2',
                 '--out', str(out)]) == 2

@@ -6,7 +6,9 @@ with its validation success against environment steps in ``metrics.jsonl``.
 Runs are cut to the steps every run reached (the same budget for all), each
 group's curve is the mean over its runs on the steps they share, and
 :func:`steps_to_reach` answers the sample-efficiency question: how many
-steps a group's mean needs to reach another group's final success.
+steps a group's mean needs to reach another group's final success, or a
+:class:`Level` known from elsewhere (e.g. PPO's final success after the
+steps its model card records, a run too long to repeat beside the others).
 """
 
 from dataclasses import dataclass
@@ -62,6 +64,23 @@ class GroupCurve:
         return float(self.mean[0])
 
 
+@dataclass(frozen=True)
+class Level:
+    """A success level reached elsewhere: its label, the success and the env steps it took."""
+
+    name: str
+    success: float
+    steps: Optional[int] = None
+
+    def __post_init__(self):
+        """Reject a success outside [0, 1] or steps below 1."""
+        if not 0 <= self.success <= 1:
+            raise ValueError(f'level {self.name!r}: success must be a fraction in [0, 1], '
+                             f'got {self.success}')
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f'level {self.name!r}: steps must be >= 1, got {self.steps}')
+
+
 def group_curves(groups: Mapping[str, Sequence[Curve]],
                  budget: Optional[int] = None) -> dict[str, GroupCurve]:
     """
@@ -94,12 +113,15 @@ def steps_to_reach(group: GroupCurve, level: float) -> Optional[int]:
     return int(group.steps[hits[0]]) if hits.size else None
 
 
-def compare(groups: Mapping[str, GroupCurve], reference: str) -> dict:
+def compare(groups: Mapping[str, GroupCurve], reference: str,
+            levels: Sequence[Level] = ()) -> dict:
     """
     Return each group's start, final and steps to reach ``reference``'s final success.
 
     ``fraction_of_budget`` is those steps over the budget (the reference's last
-    step): KAGI's claim is <= 0.5 for the dense reward against sparse.
+    step): KAGI's claim is <= 0.5 for the dense reward against sparse. Per
+    level, each group's steps to reach it and, where the level's own steps
+    are known, their ratio (issue 36 asks <= 1/5 of PPO's).
     """
     if reference not in groups:
         raise ValueError(f'reference group {reference!r} is not one of {sorted(groups)}')
@@ -118,12 +140,26 @@ def compare(groups: Mapping[str, GroupCurve], reference: str) -> dict:
             'fraction_of_budget': None if reach is None else reach / budget,
             'curve': {'steps': group.steps.tolist(), 'mean_success': group.mean.tolist()},
         }
-    return {'reference': reference, 'reference_final_success': target, 'budget_steps': budget,
-            'groups': rows}
+        if levels:
+            rows[name]['levels'] = {level.name: _reach_level(group, level) for level in levels}
+    report = {'reference': reference, 'reference_final_success': target,
+              'budget_steps': budget, 'groups': rows}
+    if levels:
+        report['levels'] = [{'name': lv.name, 'success': lv.success, 'steps': lv.steps}
+                            for lv in levels]
+    return report
 
 
-def plot_groups(groups: Mapping[str, GroupCurve], out_path: Path, title: str) -> None:
-    """Draw each group's runs (thin) and mean (thick) against env steps in one PNG."""
+def _reach_level(group: GroupCurve, level: Level) -> dict:
+    """Return the steps ``group``'s mean needs to reach ``level`` and their share of its steps."""
+    reach = steps_to_reach(group, level.success)
+    ratio = None if reach is None or level.steps is None else reach / level.steps
+    return {'steps_to_reach': reach, 'fraction_of_level_steps': ratio}
+
+
+def plot_groups(groups: Mapping[str, GroupCurve], out_path: Path, title: str,
+                levels: Sequence[Level] = ()) -> None:
+    """Draw each group's runs (thin), mean (thick) and every level (dashed) in one PNG."""
     figure = Figure(figsize=(7, 4.5), dpi=110)
     axes = figure.subplots()
     colours = ['tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple', 'tab:brown']
@@ -132,6 +168,10 @@ def plot_groups(groups: Mapping[str, GroupCurve], out_path: Path, title: str) ->
             axes.plot(curve.steps, curve.success, color=colour, alpha=0.3, linewidth=1)
         axes.plot(group.steps, group.mean, color=colour, linewidth=2.5, marker='o',
                   markersize=3, label=f'{name} (mean of {len(group.runs)} runs)')
+    for level, colour in zip(levels, ['dimgray', 'black', 'tab:gray', 'darkred'] * len(levels)):
+        after = '' if level.steps is None else f' after {level.steps:,} steps'
+        axes.axhline(level.success, color=colour, linestyle='--', linewidth=1.2,
+                     label=f'{level.name}: {level.success:.0%}{after}')
     axes.set_xlabel('environment steps')
     axes.set_ylabel('validation success (deterministic)')
     axes.set_ylim(-0.02, 1.02)

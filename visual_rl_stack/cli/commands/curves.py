@@ -9,12 +9,18 @@ Example (three training seeds per reward)::
 
 Every run is cut to the steps all of them reached (or ``--budget``); the
 JSON gives each group's start and final mean success and the steps its mean
-needed to reach the reference group's final success.
+needed to reach the reference group's final success. ``--level NAME SUCCESS
+[STEPS]`` adds a level reached elsewhere (a dashed line; e.g. PPO's final
+success and the steps its model card records) and each group's steps to it.
 """
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the module draws with matplotlib: imported when the command runs
+    from visual_rl_stack.evaluation.learning_curves import Level
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(default: the first)')
     parser.add_argument('--budget', type=int, help='cut every run at this many env steps '
                         '(default: the fewest any run reached)')
+    parser.add_argument('--level', nargs='+', action='append', default=[],
+                        metavar=('NAME', 'SUCCESS'),
+                        help='a success level reached elsewhere: its name, the success as a '
+                        'fraction and optionally the env steps it took (repeatable)')
     parser.add_argument('--out', required=True, type=Path, help='PNG to write')
     parser.add_argument('--json', type=Path, help='JSON file for the comparison')
     parser.add_argument('--title', default='validation success against environment steps',
@@ -43,8 +53,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f'group names must differ, got {names}')
     groups = group_curves({group[0]: [load_curve(Path(run)) for run in group[1:]]
                            for group in args.group}, args.budget)
-    report = compare(groups, args.reference or names[0])
-    plot_groups(groups, args.out, args.title)
+    levels = [_level(values) for values in args.level]
+    report = compare(groups, args.reference or names[0], levels)
+    plot_groups(groups, args.out, args.title, levels)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + '\n')
@@ -56,5 +67,24 @@ def main(args: argparse.Namespace) -> int:
                    else f'at {reach} steps ({row["fraction_of_budget"]:.0%} of the budget)')
         print(f'{name}: {row["start_success"]:.0%} -> {row["final_success"]:.0%} '
               f'over {len(row["runs"])} runs; reaches the reference final {reached}')
+        for level, reach in row.get('levels', {}).items():
+            share = reach['fraction_of_level_steps']
+            print(f'  {level}: ' + ('never reached' if reach['steps_to_reach'] is None else
+                                    f'reached at {reach["steps_to_reach"]} steps'
+                                    + ('' if share is None else f' ({share:.2f} of its steps)')))
     print(f'wrote {args.out}')
     return 0
+
+
+def _level(values: list[str]) -> 'Level':
+    """Parse one ``--level NAME SUCCESS [STEPS]``."""
+    from visual_rl_stack.evaluation.learning_curves import Level
+    if len(values) not in (2, 3):
+        raise ValueError(f'--level takes NAME SUCCESS [STEPS], got {values}')
+    try:
+        success = float(values[1])
+        steps = int(values[2]) if len(values) == 3 else None
+    except ValueError:
+        raise ValueError(f'--level {" ".join(values)}: SUCCESS must be a number and STEPS an '
+                         'integer') from None
+    return Level(values[0], success, steps)
