@@ -5,7 +5,9 @@ Every trainer logs through :class:`RunLog`, so every run folder is read the
 same way: one JSON row per logged step, the row's numbers as TensorBoard
 scalars, and a summary that says when and on what machine it was measured.
 A resumed run drops the rows (and TensorBoard events) logged after its saved
-training state, so work lost since then is not counted twice.
+training state, so work lost since then is not counted twice. While the log
+is open, SIGTERM stops the run as Ctrl-C does (:mod:`.interrupts`), so a run
+ended by ``timeout`` or a scheduler keeps its record too.
 """
 
 import json
@@ -17,6 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 from torch.utils.tensorboard import SummaryWriter
 
 from .config_dicts import flatten_mapping
+from .interrupts import StopAsInterrupt
 from .records import machine_description, now_iso, write_json
 from .run_layout import METRICS, PathLike, SUMMARY, TENSORBOARD
 
@@ -46,6 +49,7 @@ class RunLog:
         self._keep_rows_until(resumed_at)
         purge = None if resumed_at is None else resumed_at + 1
         self.writer = SummaryWriter(str(self.out_dir / TENSORBOARD), purge_step=purge)
+        self._stop_handlers = StopAsInterrupt().__enter__()
 
     def _keep_rows_until(self, step: Optional[int]) -> None:
         """Drop every metrics row (all of them for a new run) logged after ``step``."""
@@ -76,8 +80,9 @@ class RunLog:
         return written
 
     def close(self) -> None:
-        """Close the TensorBoard writer."""
+        """Close the TensorBoard writer; give SIGTERM back its previous handler."""
         self.writer.close()
+        self._stop_handlers.__exit__(None, None, None)
 
     def __enter__(self) -> 'RunLog':
         """Return the log, closed when the block ends (an exception included)."""
