@@ -49,7 +49,8 @@ class RunLog:
         self._keep_rows_until(resumed_at)
         purge = None if resumed_at is None else resumed_at + 1
         self.writer = SummaryWriter(str(self.out_dir / TENSORBOARD), purge_step=purge)
-        self._stop_handlers = StopAsInterrupt().__enter__()
+        self._stop_handlers = StopAsInterrupt()
+        self._stop_handlers.install()
 
     def _keep_rows_until(self, step: Optional[int]) -> None:
         """Drop every metrics row (all of them for a new run) logged after ``step``."""
@@ -82,7 +83,7 @@ class RunLog:
     def close(self) -> None:
         """Close the TensorBoard writer; give SIGTERM back its previous handler."""
         self.writer.close()
-        self._stop_handlers.__exit__(None, None, None)
+        self._stop_handlers.restore()
 
     def __enter__(self) -> 'RunLog':
         """Return the log, closed when the block ends (an exception included)."""

@@ -11,7 +11,7 @@ steps a group's mean needs to reach another group's final success, or a
 steps its model card records, a run too long to repeat beside the others).
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -145,8 +145,7 @@ def compare(groups: Mapping[str, GroupCurve], reference: str,
     report = {'reference': reference, 'reference_final_success': target,
               'budget_steps': budget, 'groups': rows}
     if levels:
-        report['levels'] = [{'name': lv.name, 'success': lv.success, 'steps': lv.steps}
-                            for lv in levels]
+        report['levels'] = [asdict(level) for level in levels]
     return report
 
 
